@@ -1,0 +1,43 @@
+/**
+ * The relational layout (design.md "Data model"). Every table leads with tenant_id and every
+ * query filters on it. The statements are idempotent: they run at every start, on both engines,
+ * and must stay within PostgreSQL 15 SQL (the embedded engine is newer).
+ */
+export const BASE_SCHEMA: string[] = [
+  `CREATE TABLE IF NOT EXISTS tenants (
+     id text PRIMARY KEY,
+     name text NOT NULL,
+     settings jsonb NOT NULL DEFAULT '{}'::jsonb,
+     created timestamptz NOT NULL DEFAULT now()
+   )`,
+  `INSERT INTO tenants (id, name) VALUES ('default', 'Default tenant') ON CONFLICT (id) DO NOTHING`,
+  // A resource: attributes other than id, meta and relation attributes live in doc, under their
+  // canonical (schema-cased) names; extension attributes under their schema URN key.
+  `CREATE TABLE IF NOT EXISTS resources (
+     tenant_id text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+     id text NOT NULL,
+     resource_type text NOT NULL,
+     external_id text,
+     version bigint NOT NULL,
+     created timestamptz NOT NULL,
+     last_modified timestamptz NOT NULL,
+     doc jsonb NOT NULL,
+     owner_client text,
+     PRIMARY KEY (tenant_id, id)
+   )`,
+  `CREATE INDEX IF NOT EXISTS resources_type_id ON resources (tenant_id, resource_type, id)`,
+  `CREATE INDEX IF NOT EXISTS resources_external_id ON resources (tenant_id, resource_type, external_id)`,
+  `CREATE INDEX IF NOT EXISTS resources_doc_gin ON resources USING GIN (doc jsonb_path_ops)`,
+  // Group membership as rows: adding one member to a huge group is one insert.
+  `CREATE TABLE IF NOT EXISTS group_members (
+     tenant_id text NOT NULL,
+     group_id text NOT NULL,
+     member_id text NOT NULL,
+     member_type text NOT NULL,
+     display text,
+     PRIMARY KEY (tenant_id, group_id, member_id),
+     FOREIGN KEY (tenant_id, group_id) REFERENCES resources (tenant_id, id) ON DELETE CASCADE,
+     FOREIGN KEY (tenant_id, member_id) REFERENCES resources (tenant_id, id) ON DELETE CASCADE
+   )`,
+  `CREATE INDEX IF NOT EXISTS group_members_member ON group_members (tenant_id, member_id)`,
+];
