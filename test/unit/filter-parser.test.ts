@@ -649,8 +649,8 @@ describe('formatFilter', () => {
     fc.record({ op: ops, path, value }, { noNullPrototype: true }),
     fc.record({ op: fc.constant('pr' as const), path }, { noNullPrototype: true }),
   );
-  const tree = (allowValuePath: boolean) =>
-    fc.letrec<{ f: Filter }>((tie) => ({
+  const tree = (allowValuePath: boolean): fc.Arbitrary<Filter> =>
+    fc.letrec<{ f: Filter }>((tie): { f: fc.Arbitrary<Filter> } => ({
       f: fc.oneof(
         { depthSize: 'small', withCrossShrink: true },
         leaf,
