@@ -847,6 +847,7 @@ function deviceRegistry(extensionRequired: boolean) {
     attributes: [
       { name: 'deviceMacAddress', required: true },
       { name: 'versionSupport', multiValued: true },
+      { name: 'pairingKey', mutability: 'immutable' },
     ],
   });
   reg.addResourceType({
@@ -1063,6 +1064,33 @@ describe('prepareWrite: a resource type registered later (Device)', () => {
           serialNumber: 'SN-9',
           location: { site: 'HQ', rack: 'R9' },
         },
+      );
+    });
+
+    test('immutable extension attributes: kept when absent, rejected when changed', () => {
+      const ex: JsonObject = { ...existing, [DEVICE_EXT]: { deviceMacAddress: 'm', pairingKey: 'PK' } };
+      assert.deepStrictEqual(replace(dev({ [DEVICE_EXT.toUpperCase()]: { deviceMacAddress: 'm2' } }), ex), {
+        schemas: [DEVICE_SCHEMA, DEVICE_EXT],
+        displayName: 'd',
+        serialNumber: 'SN-1',
+        location: { rack: 'R1' },
+        [DEVICE_EXT]: { deviceMacAddress: 'm2', pairingKey: 'PK' },
+      });
+      // caseExact is false: a re-cased value is the same value, not a change.
+      assert.deepStrictEqual(
+        replace(dev({ [DEVICE_EXT]: { deviceMacAddress: 'm', pairingKey: 'pk' } }), ex)[DEVICE_EXT],
+        {
+          deviceMacAddress: 'm',
+          pairingKey: 'pk',
+        },
+      );
+      // The kept immutable value means the extension is in use, so its required attributes apply.
+      rejects(() => replace(dev({}), ex), 400, 'invalidValue', /deviceMacAddress" is required/);
+      rejects(
+        () => replace(dev({ [DEVICE_EXT]: { deviceMacAddress: 'm', pairingKey: 'PK2' } }), ex),
+        400,
+        'mutability',
+        /^Attribute "urn:example:params:scim:schemas:extension:ble:2\.0:Device:pairingKey" is immutable/,
       );
     });
 
