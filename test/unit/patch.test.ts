@@ -478,6 +478,64 @@ describe('PATCH add (RFC 7644 §3.5.2.1)', () => {
     assert.deepEqual(r2, { resource: user(), changed: false, memberChanges: [] });
   });
 
+  test('adding an element with the (value, type) of an existing one updates it instead of listing the pair twice', () => {
+    const r = patch(user(), [
+      { op: 'add', path: 'emails', value: [{ value: 'babs@jensen.org', type: 'home', primary: true }] },
+    ]);
+    assert.deepEqual(
+      r.resource,
+      user({
+        emails: [
+          { value: 'bjensen@example.com', type: 'work' },
+          { value: 'babs@jensen.org', type: 'home', primary: true },
+        ],
+      }),
+    );
+    const d = patch(user(), [
+      { op: 'add', path: 'emails', value: { value: 'babs@jensen.org', type: 'home', display: 'Babs' } },
+    ]);
+    assert.deepEqual(
+      d.resource,
+      user({
+        emails: [
+          { value: 'bjensen@example.com', type: 'work', primary: true },
+          { value: 'babs@jensen.org', display: 'Babs', type: 'home' },
+        ],
+      }),
+    );
+    // Same value, other type: a different element.
+    const o = patch(user(), [
+      { op: 'add', path: 'emails', value: { value: 'babs@jensen.org', type: 'other' } },
+    ]);
+    assert.equal((o.resource.emails as JsonValue[]).length, 3);
+  });
+
+  test('filter with no match that is not made of eq terms → 400 noTarget', () => {
+    rejects(
+      () => patch(user(), [{ op: 'add', path: 'phoneNumbers[type sw "w"].value', value: '1' }]),
+      400,
+      'noTarget',
+    );
+  });
+
+  test('a value filter on a single-valued complex attribute', () => {
+    assert.deepEqual(
+      patch(user(), [{ op: 'replace', path: 'name[givenName eq "Barbara"].familyName', value: 'J' }])
+        .resource,
+      user({ name: { familyName: 'J', givenName: 'Barbara' } }),
+    );
+    assert.deepEqual(
+      patch(user(), [{ op: 'remove', path: 'name[givenName eq "Barbara"]' }]).resource,
+      without(user(), 'name'),
+    );
+    assert.equal(patch(user(), [{ op: 'remove', path: 'name[givenName eq "Other"]' }]).changed, false);
+    rejects(
+      () => patch(user(), [{ op: 'replace', path: 'name[givenName eq "Other"].familyName', value: 'J' }]),
+      400,
+      'noTarget',
+    );
+  });
+
   test('adding [] or {} adds nothing; null unassigns', () => {
     assert.deepEqual(patch(user(), [{ op: 'add', path: 'emails', value: [] }]).resource, user());
     assert.deepEqual(patch(user(), [{ op: 'add', path: 'name', value: {} }]).resource, user());
@@ -1071,6 +1129,23 @@ describe('Entra ID request bodies', () => {
         }),
       400,
       'invalidValue',
+    );
+  });
+
+  test('app role assignment: Add roles with primary "True"', () => {
+    const ops = parsePatchRequest({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+      Operations: [
+        {
+          op: 'Add',
+          path: 'roles',
+          value: [{ primary: 'True', type: 'WindowsAzureActiveDirectoryRole', value: 'Admin' }],
+        },
+      ],
+    });
+    assert.deepEqual(
+      applyPatch(registry, USER, user(), ops).resource,
+      user({ roles: [{ value: 'Admin', type: 'WindowsAzureActiveDirectoryRole', primary: true }] }),
     );
   });
 

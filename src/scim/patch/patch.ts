@@ -428,29 +428,54 @@ class PatchEngine {
       this.write(t, c);
       return;
     }
+    const def = elementDef(t.attr);
     const out = [...current];
-    const keys = new Set(out.map((el) => valueKey(elementDef(t.attr), el)));
-    const added: number[] = [];
+    const keys = new Set(out.map((el) => valueKey(def, el)));
+    const touched: number[] = [];
     for (const raw of given) {
       const el = this.canonicalElement(t.attr, raw, t.text);
       if (el === undefined) continue;
-      const key = valueKey(elementDef(t.attr), el);
+      const key = valueKey(def, el);
       if (keys.has(key)) continue;
-      keys.add(key);
-      added.push(out.length);
-      out.push(el);
+      // Same (value, type) as an existing element: update that one rather than list the pair twice
+      // (RFC 7643 §2.4); this is how `add emails [{value, primary: true}]` moves primary.
+      const same = this.identity(t.attr, el);
+      const j = same === undefined ? -1 : out.findIndex((x) => this.identity(t.attr, x) === same);
+      if (j >= 0) {
+        const merged = this.merge(def, out[j] as JsonObject, el, t.text) ?? {};
+        if (deepEqual(merged, out[j])) continue;
+        keys.delete(valueKey(def, out[j]));
+        out[j] = merged;
+        touched.push(j);
+      } else {
+        touched.push(out.length);
+        out.push(el);
+      }
+      keys.add(valueKey(def, out[touched[touched.length - 1]]));
     }
-    if (added.length === 0) return;
+    if (touched.length === 0) return;
     if (t.attr.mutability === 'immutable' && current.length > 0) {
       this.mutability(`Attribute "${t.text}" is immutable and already has a value`);
     }
-    this.write(t, this.primary(t, out, added));
+    this.write(t, this.primary(t, out, touched));
+  }
+
+  /** The (value, type) identity of a complex element, when it has a value. */
+  private identity(attr: AttributeDefinition, el: JsonValue): string | undefined {
+    if (attr.type !== 'complex' || !isJsonObject(el) || el.value === undefined) return undefined;
+    const valueSub = findSubAttribute(attr, 'value');
+    const typeSub = findSubAttribute(attr, 'type');
+    if (!valueSub) return undefined;
+    return JSON.stringify([
+      valueKey(valueSub, el.value),
+      typeSub && el.type !== undefined ? valueKey(typeSub, el.type) : null,
+    ]);
   }
 
   /**
    * RFC 7644 §3.5.2: a value set primary in this operation clears `primary` on the others. Among
-   * several touched values marked primary, the last one wins; two in one value array are rejected
-   * (by the validator for whole sets, here for appended ones).
+   * several values this operation touched that are marked primary, the last one wins (whole-set
+   * replaces with two primaries never get here: the validator rejects them).
    */
   private primary(t: AttrTarget, values: JsonValue[], touched: number[]): JsonValue[] {
     if (t.attr.type !== 'complex' || !findSubAttribute(t.attr, 'primary')) return values;
@@ -512,7 +537,7 @@ class PatchEngine {
       const el = this.canonicalElement(t.attr, raw, t.attr.name);
       if (el === undefined) return;
       const out = [...elements, el];
-      this.write(t, this.primary(t, out, [out.length - 1]));
+      this.writeElements(t, this.primary(t, out, [out.length - 1]));
       return;
     }
     if (sub) {
@@ -527,6 +552,17 @@ class PatchEngine {
         Object.assign(el, merged);
       });
     }
+  }
+
+  /**
+   * Writes back values a value filter selected from: the elements, or for a single-valued complex
+   * attribute (`name[givenName eq "x"]`) its one object, which asArray wrapped.
+   */
+  private writeElements(t: AttrTarget, values: JsonValue[]): void {
+    if (t.attr.multiValued) this.write(t, values);
+    else if (values.length > 1)
+      bad('noTarget', `"${t.text}": the value of "${t.attr.name}" does not match the filter`);
+    else this.write(t, values[0]);
   }
 
   /** Applies `edit` to copies of the elements at `indexes`; empty elements are dropped. */
@@ -548,7 +584,7 @@ class PatchEngine {
     }
     const kept = out.filter((el) => !isUnassigned(el));
     const touched = indexes.filter((i) => !isUnassigned(out[i])).map((i) => kept.indexOf(out[i]));
-    this.write(t, this.primary(t, kept, touched));
+    this.writeElements(t, this.primary(t, kept, touched));
   }
 
   private matching(t: AttrTarget, filter: BoundFilter, elements: JsonValue[]): number[] {
@@ -594,7 +630,7 @@ class PatchEngine {
       if (t.attr.mutability === 'immutable') this.mutability(`Attribute "${t.text}" is immutable`);
       const left = elements.filter((_, i) => !hits.includes(i));
       if (left.length === 0 && t.attr.required) this.mutability(`Attribute "${t.text}" is required`);
-      this.write(t, left);
+      this.writeElements(t, left);
       return;
     }
     if (t.sub) {
