@@ -487,6 +487,19 @@ describe('root (lenient) queries', () => {
   });
 });
 
+describe('size limits', () => {
+  test('the largest filter the parser accepts binds and evaluates', () => {
+    const text = Array.from(
+      { length: 333 },
+      (_, i) => `(id eq "${i}" and not (emails[value eq "x${i}@example.com"]))`,
+    ).join(' or ');
+    const f = bound(text, 'User');
+    assert.equal(matches({ id: '332', emails: [{ value: 'y@example.com' }] }, f), true);
+    assert.equal(matches({ id: '332', emails: [{ value: 'x332@example.com' }] }, f), false);
+    assert.equal(matches({ id: '333' }, f), false);
+  });
+});
+
 describe('const', () => {
   test('const nodes evaluate to their value', () => {
     assert.equal(matches(bjensen, { op: 'const', value: true }), true);

@@ -484,6 +484,15 @@ describe('parseFilter: errors', () => {
     );
   });
 
+  test('details quote at most 300 characters of a long input', () => {
+    const text = `userName eq "${'x'.repeat(400)}" bogus`;
+    rejects(
+      () => parseFilter(text),
+      'invalidFilter',
+      `Unexpected "bogus" at position 415 after end of filter: ${text.slice(0, 300)}… (${text.length} characters)`,
+    );
+  });
+
   test('long inputs parse in linear time', () => {
     const big = 'x'.repeat(2_000_000);
     const started = Date.now();

@@ -19,6 +19,8 @@ export interface ParseOptions {
 
 export const MAX_FILTER_DEPTH = 50;
 export const MAX_FILTER_TERMS = 1000;
+/** Error details quote the input up to this length, so a huge filter does not make a huge error. */
+const MAX_ECHO = 300;
 
 const COMPARE_OPS: ReadonlySet<string> = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'ge', 'lt', 'le']);
 const ATTR_NAME = /^(?:[A-Za-z][A-Za-z0-9_$-]*|\$ref)$/i;
@@ -54,7 +56,11 @@ class Parser {
   /** Details end with the input, so a client can see what the position refers to. */
   fail(detail: string, scimType: ScimType = 'invalidFilter'): never {
     const context = detail.endsWith(`end of ${this.what}`) ? ':' : ` in ${this.what}:`;
-    throw ScimError.badRequest(scimType, `${detail}${context} ${this.text}`);
+    const text =
+      this.text.length <= MAX_ECHO
+        ? this.text
+        : `${this.text.slice(0, MAX_ECHO)}… (${this.text.length} characters)`;
+    throw ScimError.badRequest(scimType, `${detail}${context} ${text}`);
   }
 
   // ---- scanner -------------------------------------------------------------------------------
