@@ -471,6 +471,13 @@ describe('compileFilter: membership relations', () => {
     assert.deepEqual(await ids('groups pr'), ['u1', 'u2', 'u3']);
     assert.deepEqual(await ids('not (groups pr)'), ['u4', 'u5']);
     assert.deepEqual(await ids('groups.value ne "g1"'), ['u3', 'u4', 'u5']);
+    assert.deepEqual(await ids('groups[display sw "adm"] and groups[value eq "g1"]'), ['u1', 'u2']);
+    // The group's own row is joined only when its displayName is read.
+    assert.equal(compileFilter(bind(USER, 'groups pr'), USER, new SqlParams()).includes('JOIN'), false);
+    assert.equal(
+      compileFilter(bind(USER, 'groups.display pr'), USER, new SqlParams()).includes('JOIN'),
+      true,
+    );
   });
 
   test('Group.members from group_members rows', async () => {

@@ -28,7 +28,10 @@ export type Source =
   | { kind: 'timestamp'; expr: string };
 
 /** A row set standing for the values of a relation attribute, iterated by EXISTS. */
-type RelationElem = { kind: 'members'; gm: string } | { kind: 'groups'; gm: string; g: string };
+type RelationElem =
+  | { kind: 'members'; gm: string }
+  /** `joinGroup` is set while compiling the condition when it reads the group's own document. */
+  | { kind: 'groups'; gm: string; g: string; joinGroup: boolean };
 /** What the sub-attributes of a value filter (`attr[...]`) are read from. */
 type Elem = { kind: 'json'; expr: string } | RelationElem;
 
@@ -161,7 +164,10 @@ function relationSource(elem: RelationElem, sub: AttributeDefinition): Source {
     if (n === 'display') return { kind: 'text', expr: `${elem.gm}.display` };
   } else {
     if (n === 'value') return { kind: 'text', expr: `${elem.gm}.group_id` };
-    if (n === 'display') return { kind: 'text', expr: `(${elem.g}.doc ->> 'displayName')` };
+    if (n === 'display') {
+      elem.joinGroup = true;
+      return { kind: 'text', expr: `(${elem.g}.doc ->> 'displayName')` };
+    }
     // Memberships are stored direct only; nested groups are not expanded into "indirect" ones.
     if (n === 'type') return { kind: 'text', expr: `'direct'` };
   }
@@ -177,10 +183,10 @@ function elemSource(elem: Elem, sub: AttributeDefinition): Source {
 function newRelationElem(rel: 'members' | 'groups', ctx: Ctx): RelationElem {
   return rel === 'members'
     ? { kind: 'members', gm: ctx.p.alias('gm') }
-    : { kind: 'groups', gm: ctx.p.alias('gm'), g: ctx.p.alias('g') };
+    : { kind: 'groups', gm: ctx.p.alias('gm'), g: ctx.p.alias('g'), joinGroup: false };
 }
 
-/** EXISTS over the membership rows of the resource, with `cond` over one row. */
+/** EXISTS over the membership rows of the resource, with `cond` (already compiled) over one row. */
 function existsRelation(elem: RelationElem, ctx: Ctx, cond: string): string {
   const r = ctx.alias;
   const { gm } = elem;
@@ -188,10 +194,10 @@ function existsRelation(elem: RelationElem, ctx: Ctx, cond: string): string {
     return `EXISTS (SELECT 1 FROM group_members ${gm} WHERE ${gm}.tenant_id = ${r}.tenant_id AND ${gm}.group_id = ${r}.id AND ${cond})`;
   }
   const { g } = elem;
-  return (
-    `EXISTS (SELECT 1 FROM group_members ${gm} JOIN resources ${g} ON ${g}.tenant_id = ${gm}.tenant_id AND ${g}.id = ${gm}.group_id` +
-    ` WHERE ${gm}.tenant_id = ${r}.tenant_id AND ${gm}.member_id = ${r}.id AND ${cond})`
-  );
+  const join = elem.joinGroup
+    ? ` JOIN resources ${g} ON ${g}.tenant_id = ${gm}.tenant_id AND ${g}.id = ${gm}.group_id`
+    : '';
+  return `EXISTS (SELECT 1 FROM group_members ${gm}${join} WHERE ${gm}.tenant_id = ${r}.tenant_id AND ${gm}.member_id = ${r}.id AND ${cond})`;
 }
 
 /** The elements of a jsonb array; anything else (never written by the store) has none. */
