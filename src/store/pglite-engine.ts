@@ -1,0 +1,47 @@
+/**
+ * The embedded engine: PostgreSQL compiled to WASM (PGlite), stored in a folder. It has a single
+ * connection, so transactions are serialised through a queue; a statement outside a transaction
+ * waits for the running transaction too (PGlite would otherwise run it inside that transaction).
+ */
+import { PGlite } from '@electric-sql/pglite';
+import type { Database, QueryResult, Queryable } from './db.ts';
+
+export class PGliteDatabase implements Database {
+  readonly kind = 'pglite' as const;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly db: PGlite) {}
+
+  /** dataDir undefined = in memory (tests). */
+  static async open(dataDir?: string): Promise<PGliteDatabase> {
+    const db = dataDir ? await PGlite.create(dataDir) : await PGlite.create();
+    return new PGliteDatabase(db);
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private static wrap(db: Pick<PGlite, 'query'>): Queryable {
+    return {
+      async query<R>(sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
+        const res = await db.query<R>(sql, params);
+        return { rows: res.rows, rowCount: res.affectedRows ?? res.rows.length };
+      },
+    };
+  }
+
+  query<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
+    return this.exclusive(() => PGliteDatabase.wrap(this.db).query<R>(sql, params));
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.exclusive(() => this.db.transaction((tx) => fn(PGliteDatabase.wrap(tx))));
+  }
+
+  async close(): Promise<void> {
+    await this.exclusive(() => this.db.close());
+  }
+}
