@@ -40,4 +40,9 @@ export const BASE_SCHEMA: string[] = [
      FOREIGN KEY (tenant_id, member_id) REFERENCES resources (tenant_id, id) ON DELETE CASCADE
    )`,
   `CREATE INDEX IF NOT EXISTS group_members_member ON group_members (tenant_id, member_id)`,
+  // Node-wide secrets (e.g. the key that signs paging cursors), shared by every node of a cluster.
+  `CREATE TABLE IF NOT EXISTS server_secrets (
+     name text PRIMARY KEY,
+     secret text NOT NULL
+   )`,
 ];

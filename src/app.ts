@@ -1,0 +1,59 @@
+/**
+ * The composition root: configuration → store → services → HTTP server. Tests, the CLI and
+ * benchmarks all start scimd through createApp so they run the same wiring.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, type AppConfig } from './config.ts';
+import { buildServer } from './http/server.ts';
+import { createCoreRegistry, type SchemaRegistry } from './scim/schema/registry.ts';
+import { CursorCodec } from './service/cursor.ts';
+import { ResourceService } from './service/resources.ts';
+import type { Database } from './store/db.ts';
+import { openDatabase } from './store/open.ts';
+
+export interface App {
+  config: AppConfig;
+  registry: SchemaRegistry;
+  db: Database;
+  service: ResourceService;
+  server: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** A secret shared by every node on one database, created by the first node that needs it. */
+async function serverSecret(db: Database, name: string): Promise<string> {
+  await db.query('INSERT INTO server_secrets (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [
+    name,
+    randomBytes(32).toString('base64url'),
+  ]);
+  const res = await db.query<{ secret: string }>('SELECT secret FROM server_secrets WHERE name = $1', [name]);
+  return res.rows[0].secret;
+}
+
+export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App> {
+  const config = loadConfig(overrides);
+  const registry = createCoreRegistry();
+  const db = await openDatabase(config, registry);
+  const cursors = new CursorCodec(await serverSecret(db, 'cursor'), config.cursorTimeout);
+  const service = new ResourceService(db, registry, config, cursors);
+  const server = await buildServer({
+    config,
+    service,
+    ping: async () => {
+      await db.query('SELECT 1');
+    },
+  });
+  await server.ready();
+  return {
+    config,
+    registry,
+    db,
+    service,
+    server,
+    async close() {
+      await server.close();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * Server configuration: defaults, then environment variables (the contract in design.md:
+ * PORT, SCIMD_ADMIN_TOKEN, SCIMD_DATA_DIR, DATABASE_URL), then explicit options (CLI flags, tests).
+ */
+export interface LimitsConfig {
+  /** Bulk: most operations in one request, largest request body in bytes (advertised in SPC). */
+  bulkMaxOperations: number;
+  bulkMaxPayloadSize: number;
+  /** Largest body accepted by any other endpoint, in bytes. */
+  maxBodySize: number;
+  /** filter.maxResults: the most resources one list response may hold. */
+  filterMaxResults: number;
+  defaultPageSize: number;
+  maxPageSize: number;
+  /** Seconds a cursor stays valid (RFC 9865 cursorTimeout). */
+  cursorTimeout: number;
+}
+
+export interface AppConfig extends LimitsConfig {
+  port: number;
+  host: string;
+  /** PostgreSQL server connection string; when unset the embedded store is used. */
+  databaseUrl?: string;
+  /** Folder of the embedded store. */
+  dataDir: string;
+  /** Embedded store in memory (tests): nothing is written to disk. */
+  memory: boolean;
+  /** Bootstrap bearer token with full rights on the default tenant. */
+  adminToken?: string;
+  /** Public base URL (scheme://host[:port]); when unset it is taken from each request's Host header. */
+  baseUrl?: string;
+  logLevel: string;
+}
+
+export const DEFAULT_LIMITS: LimitsConfig = {
+  bulkMaxOperations: 1000,
+  bulkMaxPayloadSize: 4 * 1024 * 1024,
+  maxBodySize: 1024 * 1024,
+  filterMaxResults: 1000,
+  defaultPageSize: 100,
+  maxPageSize: 1000,
+  cursorTimeout: 3600,
+};
+
+export function loadConfig(
+  overrides: Partial<AppConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): AppConfig {
+  const fromEnv: Partial<AppConfig> = {};
+  if (env.PORT) fromEnv.port = Number(env.PORT);
+  if (env.HOST) fromEnv.host = env.HOST;
+  if (env.DATABASE_URL) fromEnv.databaseUrl = env.DATABASE_URL;
+  if (env.SCIMD_DATA_DIR) fromEnv.dataDir = env.SCIMD_DATA_DIR;
+  if (env.SCIMD_ADMIN_TOKEN) fromEnv.adminToken = env.SCIMD_ADMIN_TOKEN;
+  if (env.SCIMD_BASE_URL) fromEnv.baseUrl = env.SCIMD_BASE_URL;
+  if (env.SCIMD_LOG_LEVEL) fromEnv.logLevel = env.SCIMD_LOG_LEVEL;
+  const config: AppConfig = {
+    port: 8080,
+    host: '0.0.0.0',
+    dataDir: './data',
+    memory: false,
+    logLevel: 'info',
+    ...DEFAULT_LIMITS,
+    ...fromEnv,
+    ...dropUndefined(overrides),
+  };
+  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) {
+    throw new Error(`PORT must be an integer between 0 and 65535, got ${String(config.port)}`);
+  }
+  return config;
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,620 @@
+/**
+ * The SCIM operations on resources: each one is a single transaction that validates with the
+ * SCIM core (src/scim), reads and writes through the repository (src/store) and returns the
+ * resource as a client sees it. The HTTP layer only maps requests and responses onto these.
+ */
+import { randomUUID } from 'node:crypto';
+import { ScimError } from '../scim/errors.ts';
+import type { BoundFilter } from '../scim/filter/ast.ts';
+import { bindFilter } from '../scim/filter/bind.ts';
+import { matches } from '../scim/filter/evaluate.ts';
+import { parseFilter } from '../scim/filter/parser.ts';
+import { isJsonObject, type JsonObject, type JsonValue } from '../scim/json.ts';
+import { deepEqual } from '../scim/patch/json-util.ts';
+import { applyPatch, parsePatchRequest, type MemberChange } from '../scim/patch/patch.ts';
+import { project } from '../scim/resource/project.ts';
+import { prepareWrite } from '../scim/resource/validate.ts';
+import type { ResourceTypeConfig, SchemaRegistry } from '../scim/schema/registry.ts';
+import type { Database, Queryable } from '../store/db.ts';
+import type { KeysetPosition, ListQuery, MemberRow, ResourceRow } from '../store/resources.ts';
+import { ResourceRepository } from '../store/resources.ts';
+import { compileSort } from '../store/sql/sort-sql.ts';
+import type { SortExpression } from '../store/sql/sort-sql.ts';
+import type { LimitsConfig } from '../config.ts';
+import { CursorCodec, queryHash } from './cursor.ts';
+
+export const LIST_RESPONSE_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:ListResponse';
+
+/** Who is asking, and where: every operation is scoped to one tenant. */
+export interface RequestContext {
+  tenant: string;
+  /** Base URL of the tenant's SCIM endpoint, e.g. http://host/scim/v2 (no trailing slash). */
+  baseUrl: string;
+  clientId?: string;
+}
+
+export interface Projection {
+  attributes?: string[];
+  excludedAttributes?: string[];
+}
+
+/** A single resource as returned to the client, with its ETag. */
+export interface ResourceResult {
+  resource: JsonObject;
+  etag: string;
+  location: string;
+}
+
+export interface ListParams extends Projection {
+  filter?: string;
+  sortBy?: string;
+  sortOrder?: string;
+  startIndex?: number;
+  count?: number;
+  /** Present (possibly '') = cursor paging requested (RFC 9865). */
+  cursor?: string;
+}
+
+export interface ListResult {
+  schemas: [typeof LIST_RESPONSE_SCHEMA];
+  totalResults: number;
+  itemsPerPage?: number;
+  startIndex?: number;
+  nextCursor?: string;
+  previousCursor?: string;
+  Resources?: JsonObject[];
+}
+
+export function etagOf(version: number): string {
+  return `W/"${version}"`;
+}
+
+/** If-Match: `*`, or a list of (weak or strong) tags one of which must equal the current version. */
+export function ifMatchSatisfied(header: string | undefined, version: number): boolean {
+  if (header === undefined) return true;
+  const tags = header.split(',').map((t) => t.trim());
+  if (tags.includes('*')) return true;
+  return tags.some((t) => t.replace(/^W\//, '') === `"${version}"`);
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+function isUniqueViolation(err: unknown): err is { code: string; constraint?: string } {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === UNIQUE_VIOLATION;
+}
+
+export class ResourceService {
+  private readonly repo = new ResourceRepository();
+
+  constructor(
+    private readonly db: Database,
+    readonly registry: SchemaRegistry,
+    private readonly limits: LimitsConfig,
+    private readonly cursors: CursorCodec,
+  ) {}
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  async get(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    id: string,
+    projection: Projection = {},
+  ): Promise<ResourceResult> {
+    return this.db.transaction(async (tx) => {
+      const row = await this.repo.get(tx, ctx.tenant, id, rt.name);
+      if (!row) throw notFound(rt, id);
+      return this.result(tx, ctx, rt, row, projection);
+    });
+  }
+
+  /** Current version of a resource (for If-None-Match), without building the representation. */
+  async version(ctx: RequestContext, rt: ResourceTypeConfig, id: string): Promise<number | undefined> {
+    const row = await this.repo.get(this.db, ctx.tenant, id, rt.name);
+    return row?.version;
+  }
+
+  async list(ctx: RequestContext, types: ResourceTypeConfig[], params: ListParams): Promise<ListResult> {
+    const lenient = types.length > 1;
+    const parsed = params.filter !== undefined ? this.parseFilter(params.filter) : undefined;
+    const bound = types.map((rt) => ({
+      rt,
+      filter: parsed ? (bindFilter(this.registry, rt, parsed, { lenient }) as BoundFilter) : undefined,
+    }));
+    if (lenient && parsed && bound.every((b) => b.filter?.op === 'const' && !b.filter.value)) {
+      // Root query on an attribute no type has: a typo, not an empty result.
+      bindFilter(this.registry, types[0], parsed);
+    }
+    const sort = this.sortOf(types, params);
+    const maxPage = Math.min(this.limits.maxPageSize, this.limits.filterMaxResults);
+    let count = params.count ?? this.limits.defaultPageSize;
+    if (!Number.isFinite(count) || count < 0) count = 0;
+    count = Math.min(Math.trunc(count), maxPage);
+
+    const useCursor = params.cursor !== undefined;
+    const qhash = queryHash([
+      types.map((t) => t.name),
+      params.filter ?? null,
+      params.sortBy ?? null,
+      sort?.descending ?? false,
+    ]);
+    let position: KeysetPosition | undefined;
+    if (useCursor && params.cursor !== '') {
+      position = this.cursors.decode(params.cursor!, ctx.tenant, qhash, count);
+    }
+    const startIndex = Math.max(1, Math.trunc(params.startIndex ?? 1) || 1);
+    const query: ListQuery = {
+      types: bound,
+      sort,
+      page: useCursor
+        ? { kind: 'keyset', limit: count === 0 ? 0 : count + 1, position }
+        : { kind: 'index', offset: startIndex - 1, limit: count },
+    };
+
+    return this.db.transaction(async (tx) => {
+      const { rows, total } = await this.repo.list(tx, ctx.tenant, query);
+      const out: ListResult = { schemas: [LIST_RESPONSE_SCHEMA], totalResults: total };
+      let page = rows;
+      if (useCursor) {
+        // One extra row was read to learn whether another page follows (RFC 9865: nextCursor is the end signal).
+        const backwards = position?.before ?? false;
+        const hasMore = rows.length > count;
+        if (hasMore) page = backwards ? rows.slice(rows.length - count) : rows.slice(0, count);
+        const moreAfter = backwards ? true : hasMore;
+        const moreBefore = backwards ? hasMore : position !== undefined;
+        if (count > 0 && page.length > 0) {
+          const last = page[page.length - 1];
+          const first = page[0];
+          if (moreAfter) out.nextCursor = this.cursors.encode(ctx.tenant, qhash, count, keyOf(last, false));
+          if (moreBefore)
+            out.previousCursor = this.cursors.encode(ctx.tenant, qhash, count, keyOf(first, true));
+        }
+      } else {
+        out.startIndex = startIndex;
+      }
+      if (count > 0 || useCursor) out.itemsPerPage = page.length;
+      else out.itemsPerPage = 0;
+      if (page.length > 0) {
+        out.Resources = await this.represent(tx, ctx, page, params);
+      }
+      return out;
+    });
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  async create(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    body: unknown,
+    projection: Projection = {},
+  ): Promise<ResourceResult> {
+    const canonical = prepareWrite(this.registry, rt, body, { mode: 'create' });
+    const { doc, members } = this.splitMembers(rt, canonical);
+    return this.write(rt, async (tx) => {
+      const now = new Date();
+      const row = await this.repo.insert(tx, ctx.tenant, {
+        id: randomUUID(),
+        resourceType: rt.name,
+        externalId: externalIdOf(doc),
+        doc,
+        now,
+        owner: ctx.clientId,
+      });
+      if (members) await this.addMembers(tx, ctx, row.id, members);
+      return this.result(tx, ctx, rt, row, projection, requested(body));
+    });
+  }
+
+  async replace(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    id: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    projection: Projection = {},
+  ): Promise<ResourceResult> {
+    return this.write(rt, async (tx) => {
+      const current = await this.lockForWrite(tx, ctx, rt, id, ifMatch);
+      const existing = await this.fullResource(tx, ctx, rt, current);
+      const canonical = prepareWrite(this.registry, rt, body, { mode: 'replace', existing });
+      const { doc, members } = this.splitMembers(rt, canonical);
+      let row = current;
+      let changed = !deepEqual(doc, current.doc);
+      if (rt.membersAttribute) {
+        const removed = await this.repo.removeMembers(tx, ctx.tenant, id);
+        const added = members ? await this.addMembers(tx, ctx, id, members) : 0;
+        changed ||= removed !== added || (await this.membersDiffer(existing, rt, members));
+      }
+      const now = new Date();
+      if (changed) row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
+      return this.result(tx, ctx, rt, row, projection, requested(body));
+    });
+  }
+
+  async patch(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    id: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    projection: Projection = {},
+  ): Promise<ResourceResult & { membersChanged: boolean }> {
+    const ops = parsePatchRequest(body);
+    return this.write(rt, async (tx) => {
+      const current = await this.lockForWrite(tx, ctx, rt, id, ifMatch);
+      const before = await this.representation(tx, ctx, rt, current, { withMembers: false });
+      const result = applyPatch(this.registry, rt, before, ops);
+      const doc = this.docOf(rt, result.resource);
+      let rowsChanged = 0;
+      for (const change of result.memberChanges)
+        rowsChanged += await this.applyMemberChange(tx, ctx, rt, id, change);
+      const docChanged = !deepEqual(doc, current.doc);
+      const now = new Date();
+      let row = current;
+      if (docChanged) row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
+      else if (rowsChanged > 0) row = await this.repo.touch(tx, ctx.tenant, id, now);
+      const res = await this.result(tx, ctx, rt, row, projection, requestedFromOps(ops));
+      return { ...res, membersChanged: result.memberChanges.length > 0 };
+    });
+  }
+
+  async delete(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    id: string,
+    ifMatch: string | undefined,
+  ): Promise<void> {
+    await this.write(rt, async (tx) => {
+      await this.lockForWrite(tx, ctx, rt, id, ifMatch);
+      await this.repo.delete(tx, ctx.tenant, id, new Date());
+    });
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------
+
+  parseFilter(text: string) {
+    return parseFilter(text, { schemaUris: this.registry.schemaUris() });
+  }
+
+  /** Runs a write transaction; a unique-index violation becomes 409 uniqueness (RFC 7644 §3.3). */
+  private async write<T>(rt: ResourceTypeConfig, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.transaction(fn);
+    } catch (err) {
+      if (isUniqueViolation(err)) {
+        const attrs = this.uniqueAttributes(rt);
+        throw ScimError.conflict(
+          `Another ${rt.name} already has this value of a unique attribute${attrs.length ? ` (${attrs.join(', ')})` : ''}`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  private uniqueAttributes(rt: ResourceTypeConfig): string[] {
+    const out: string[] = [];
+    for (const { schema } of this.registry.schemasOf(rt)) {
+      for (const a of schema.attributes) {
+        if (a.uniqueness !== 'none') out.push(a.name);
+        for (const s of a.subAttributes ?? []) if (s.uniqueness !== 'none') out.push(`${a.name}.${s.name}`);
+      }
+    }
+    return out;
+  }
+
+  private async lockForWrite(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    id: string,
+    ifMatch: string | undefined,
+  ): Promise<ResourceRow> {
+    const row = await this.repo.get(tx, ctx.tenant, id, rt.name, true);
+    if (!row) throw notFound(rt, id);
+    if (!ifMatchSatisfied(ifMatch, row.version)) {
+      throw ScimError.preconditionFailed(
+        `If-Match ${ifMatch} does not match the current version ${etagOf(row.version)} of ${rt.name} ${id}`,
+      );
+    }
+    return row;
+  }
+
+  private sortOf(types: ResourceTypeConfig[], params: ListParams): ListQuery['sort'] {
+    const order = params.sortOrder?.toLowerCase();
+    if (order !== undefined && order !== 'ascending' && order !== 'descending') {
+      throw ScimError.badRequest(
+        'invalidValue',
+        `sortOrder must be "ascending" or "descending", got "${params.sortOrder}"`,
+      );
+    }
+    if (!params.sortBy) return undefined;
+    const path = this.parseFilter(`${params.sortBy} pr`);
+    if (path.op !== 'pr') throw ScimError.badRequest('invalidValue', `sortBy must be an attribute path`);
+    const perType = new Map<string, SortExpression>();
+    for (const rt of types) {
+      const attr = this.registry.findAttribute(rt, path.path);
+      if (!attr) {
+        if (types.length === 1)
+          throw ScimError.badRequest('invalidValue', `Unknown sortBy attribute "${params.sortBy}"`);
+        continue;
+      }
+      perType.set(rt.name, compileSort(attr, rt, 'r'));
+    }
+    if (perType.size === 0)
+      throw ScimError.badRequest('invalidValue', `Unknown sortBy attribute "${params.sortBy}"`);
+    return { perType, descending: order === 'descending' };
+  }
+
+  /** Splits the relation attribute (Group.members) off a canonical resource: it is stored as rows. */
+  private splitMembers(
+    rt: ResourceTypeConfig,
+    canonical: JsonObject,
+  ): { doc: JsonObject; members?: JsonObject[] } {
+    const doc = this.docOf(rt, canonical);
+    const members = rt.membersAttribute ? canonical[rt.membersAttribute] : undefined;
+    return { doc, members: Array.isArray(members) ? members.filter(isJsonObject) : undefined };
+  }
+
+  /** The stored document: the resource without id, meta and relation attributes. */
+  private docOf(rt: ResourceTypeConfig, resource: JsonObject): JsonObject {
+    const doc: JsonObject = {};
+    for (const [k, v] of Object.entries(resource)) {
+      if (k === 'id' || k === 'meta' || k === rt.membersAttribute || k === rt.groupsAttribute) continue;
+      doc[k] = v;
+    }
+    return doc;
+  }
+
+  /** Adds members given as SCIM values; each must name an existing resource of the tenant. */
+  private async addMembers(
+    tx: Queryable,
+    ctx: RequestContext,
+    groupId: string,
+    values: JsonObject[],
+  ): Promise<number> {
+    const ids = values.map((v) => v.value).filter((v): v is string => typeof v === 'string');
+    if (ids.length !== values.length)
+      throw ScimError.badRequest('invalidValue', 'Every member needs a "value" (the member id)');
+    const found = await this.repo.existing(tx, ctx.tenant, ids);
+    const rows: { id: string; type: string; display?: string }[] = [];
+    for (const v of values) {
+      const id = v.value as string;
+      const actual = found.get(id);
+      if (!actual) throw ScimError.badRequest('invalidValue', `Member "${id}" does not exist`);
+      if (typeof v.type === 'string' && v.type.toLowerCase() !== actual.toLowerCase()) {
+        throw ScimError.badRequest('invalidValue', `Member "${id}" is a ${actual}, not a ${v.type}`);
+      }
+      if (id === groupId) throw ScimError.badRequest('invalidValue', 'A group cannot be a member of itself');
+      rows.push({ id, type: actual, ...(typeof v.display === 'string' ? { display: v.display } : {}) });
+    }
+    return this.repo.addMembers(tx, ctx.tenant, groupId, rows);
+  }
+
+  private async applyMemberChange(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    groupId: string,
+    change: MemberChange,
+  ): Promise<number> {
+    switch (change.kind) {
+      case 'add':
+        return this.addMembers(tx, ctx, groupId, change.values);
+      case 'replace': {
+        const removed = await this.repo.removeMembers(tx, ctx.tenant, groupId);
+        const added = await this.addMembers(tx, ctx, groupId, change.values);
+        return removed + added;
+      }
+      case 'remove': {
+        if (change.values) return this.repo.removeMembers(tx, ctx.tenant, groupId, change.values);
+        if (!change.filter) return this.repo.removeMembers(tx, ctx.tenant, groupId);
+        const ids =
+          memberIdsOf(change.filter) ?? (await this.membersMatching(tx, ctx, rt, groupId, change.filter));
+        return this.repo.removeMembers(tx, ctx.tenant, groupId, ids);
+      }
+    }
+  }
+
+  /** General member filters (other than `value eq`) are evaluated over the group's member rows. */
+  private async membersMatching(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    groupId: string,
+    filter: BoundFilter,
+  ): Promise<string[]> {
+    const membersAttr = this.registry.findAttribute(rt, { attr: rt.membersAttribute! })!;
+    const rows = (await this.repo.membersOf(tx, ctx.tenant, [groupId])).get(groupId) ?? [];
+    return rows
+      .filter((m) =>
+        matches(
+          { [membersAttr.attribute.name]: [memberValue(m, ctx, this.registry)] },
+          { op: 'valuePath', attr: membersAttr, filter },
+        ),
+      )
+      .map((m) => m.member_id);
+  }
+
+  private async membersDiffer(
+    existing: JsonObject,
+    rt: ResourceTypeConfig,
+    members: JsonObject[] | undefined,
+  ): Promise<boolean> {
+    const before = (existing[rt.membersAttribute!] as JsonObject[] | undefined) ?? [];
+    const a = before.map((m) => m.value).sort();
+    const b = (members ?? []).map((m) => m.value).sort();
+    return !deepEqual(a as JsonValue[], b as JsonValue[]);
+  }
+
+  private async fullResource(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    row: ResourceRow,
+  ): Promise<JsonObject> {
+    return this.representation(tx, ctx, rt, row, { withMembers: true });
+  }
+
+  /** The full representation of one row (before projection). */
+  private async representation(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    row: ResourceRow,
+    opts: { withMembers: boolean },
+  ): Promise<JsonObject> {
+    const [res] = await this.representRows(tx, ctx, [row], { members: opts.withMembers, groups: true });
+    return res;
+  }
+
+  private async result(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    row: ResourceRow,
+    projection: Projection,
+    requestedOnWrite?: Set<string>,
+  ): Promise<ResourceResult> {
+    const wants = this.relationsWanted([rt], projection);
+    const [full] = await this.representRows(tx, ctx, [row], wants);
+    return {
+      resource: project(this.registry, rt, full, { ...projection, requestedOnWrite }),
+      etag: etagOf(row.version),
+      location: locationOf(ctx, rt, row.id),
+    };
+  }
+
+  private async represent(
+    tx: Queryable,
+    ctx: RequestContext,
+    rows: ResourceRow[],
+    projection: Projection,
+  ): Promise<JsonObject[]> {
+    const types = [...new Set(rows.map((r) => r.resource_type))].map((n) => this.registry.resourceType(n)!);
+    const full = await this.representRows(tx, ctx, rows, this.relationsWanted(types, projection));
+    return full.map((res, i) =>
+      project(this.registry, this.registry.resourceType(rows[i].resource_type)!, res, projection),
+    );
+  }
+
+  /** Whether the projection can include members / groups: they cost a query, so skip when excluded. */
+  private relationsWanted(
+    types: ResourceTypeConfig[],
+    projection: Projection,
+  ): { members: boolean; groups: boolean } {
+    const named = (name: string | undefined, list: string[] | undefined) =>
+      !!name &&
+      !!list?.some((a) => {
+        const l = a.toLowerCase();
+        const n = name.toLowerCase();
+        return l === n || l.startsWith(`${n}.`) || l.endsWith(`:${n}`) || l.includes(`:${n}.`);
+      });
+    const wanted = (name: string | undefined) =>
+      !!name &&
+      (projection.attributes
+        ? named(name, projection.attributes)
+        : !named(name, projection.excludedAttributes));
+    return {
+      members: types.some((rt) => wanted(rt.membersAttribute)),
+      groups: types.some((rt) => wanted(rt.groupsAttribute)),
+    };
+  }
+
+  /** Rows → full resources, loading membership rows for the whole page in one query each. */
+  private async representRows(
+    tx: Queryable,
+    ctx: RequestContext,
+    rows: ResourceRow[],
+    wants: { members: boolean; groups: boolean },
+  ): Promise<JsonObject[]> {
+    const groupIds = rows
+      .filter((r) => this.registry.resourceType(r.resource_type)?.membersAttribute)
+      .map((r) => r.id);
+    const memberIds = rows
+      .filter((r) => this.registry.resourceType(r.resource_type)?.groupsAttribute)
+      .map((r) => r.id);
+    const members = wants.members
+      ? await this.repo.membersOf(tx, ctx.tenant, groupIds)
+      : new Map<string, MemberRow[]>();
+    const groups = wants.groups ? await this.repo.groupsOf(tx, ctx.tenant, memberIds) : new Map();
+    const groupsRt = this.registry.resourceTypes().find((t) => t.membersAttribute);
+    return rows.map((row) => {
+      const rt = this.registry.resourceType(row.resource_type)!;
+      const { schemas, ...attrs } = row.doc;
+      const out: JsonObject = { schemas, id: row.id, ...attrs };
+      if (rt.membersAttribute && members.has(row.id)) {
+        out[rt.membersAttribute] = members.get(row.id)!.map((m) => memberValue(m, ctx, this.registry));
+      }
+      if (rt.groupsAttribute && groups.has(row.id)) {
+        out[rt.groupsAttribute] = groups
+          .get(row.id)!
+          .map((g: { group_id: string; display: string | null }) => {
+            const v: JsonObject = { value: g.group_id };
+            if (groupsRt) v.$ref = locationOf(ctx, groupsRt, g.group_id);
+            if (g.display !== null) v.display = g.display;
+            v.type = 'direct';
+            return v;
+          });
+      }
+      out.meta = {
+        resourceType: rt.name,
+        created: row.created.toISOString(),
+        lastModified: row.last_modified.toISOString(),
+        location: locationOf(ctx, rt, row.id),
+        version: etagOf(row.version),
+      };
+      return out;
+    });
+  }
+}
+
+function memberValue(m: MemberRow, ctx: RequestContext, registry: SchemaRegistry): JsonObject {
+  const v: JsonObject = { value: m.member_id };
+  const memberRt = registry.resourceType(m.member_type);
+  if (memberRt) v.$ref = locationOf(ctx, memberRt, m.member_id);
+  v.type = m.member_type;
+  if (m.display !== null) v.display = m.display;
+  return v;
+}
+
+export function locationOf(ctx: RequestContext, rt: ResourceTypeConfig, id: string): string {
+  return `${ctx.baseUrl}${rt.endpoint}/${encodeURIComponent(id)}`;
+}
+
+function notFound(rt: ResourceTypeConfig, id: string): ScimError {
+  return ScimError.notFound(`${rt.name} ${id} not found`);
+}
+
+function externalIdOf(doc: JsonObject): string | undefined {
+  return typeof doc.externalId === 'string' ? doc.externalId : undefined;
+}
+
+function keyOf(row: ResourceRow, before: boolean): KeysetPosition {
+  return { key: row.sort_key ?? null, id: row.id, before };
+}
+
+/** `value eq "a" or value eq "b"` → ["a", "b"]: the common member filter, run as a keyed delete. */
+function memberIdsOf(f: BoundFilter): string[] | undefined {
+  if (f.op === 'or') {
+    const l = memberIdsOf(f.left);
+    const r = memberIdsOf(f.right);
+    return l && r ? [...l, ...r] : undefined;
+  }
+  if (f.op === 'eq' && f.attr.sub?.name === 'value' && typeof f.value === 'string') return [f.value];
+  return undefined;
+}
+
+/** The attribute names a client sent on a write: `returned: request` ones come back in the response. */
+function requested(body: unknown): Set<string> {
+  return new Set(isJsonObject(body) ? Object.keys(body) : []);
+}
+
+function requestedFromOps(ops: { path?: string; value?: JsonValue }[]): Set<string> {
+  const out = new Set<string>();
+  for (const op of ops) {
+    if (op.path) out.add(op.path.split(/[[.]/)[0]);
+    else if (isJsonObject(op.value)) for (const k of Object.keys(op.value)) out.add(k);
+  }
+  return out;
+}

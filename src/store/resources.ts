@@ -1,0 +1,315 @@
+/**
+ * Resource persistence: rows of `resources` and `group_members`, always scoped by tenant. All
+ * statements are parameterized; filter and sort SQL comes from src/store/sql (compiled from
+ * bound SCIM filters, values as parameters). Callers pass the transaction to run in.
+ */
+import type { BoundFilter } from '../scim/filter/ast.ts';
+import type { JsonObject } from '../scim/json.ts';
+import type { ResourceTypeConfig } from '../scim/schema/registry.ts';
+import type { Queryable } from './db.ts';
+import { compileFilter, SqlParams } from './sql/filter-sql.ts';
+import type { SortExpression } from './sql/sort-sql.ts';
+import { sqlLiteral } from './sql/params.ts';
+
+export interface ResourceRow {
+  id: string;
+  resource_type: string;
+  external_id: string | null;
+  version: number;
+  created: Date;
+  last_modified: Date;
+  doc: JsonObject;
+  owner_client: string | null;
+  /** The sort key of a list query, as text (for cursors). */
+  sort_key?: string | null;
+}
+
+export interface MemberRow {
+  group_id: string;
+  member_id: string;
+  member_type: string;
+  display: string | null;
+}
+
+export interface GroupRefRow {
+  member_id: string;
+  group_id: string;
+  display: string | null;
+}
+
+/** A position in a keyset walk: the sort key and id of the last (or first) row of a page. */
+export interface KeysetPosition {
+  key: string | null;
+  id: string;
+  /** true: fetch the page before the position (previousCursor). */
+  before: boolean;
+}
+
+export interface ListQuery {
+  /** The types searched, each with its bound filter (undefined = no filter). */
+  types: { rt: ResourceTypeConfig; filter?: BoundFilter }[];
+  sort?: { perType: Map<string, SortExpression>; descending: boolean };
+  page:
+    | { kind: 'index'; offset: number; limit: number }
+    | { kind: 'keyset'; limit: number; position?: KeysetPosition };
+}
+
+const COLUMNS =
+  'r.id, r.resource_type, r.external_id, r.version, r.created, r.last_modified, r.doc, r.owner_client';
+
+function toRow(r: ResourceRow): ResourceRow {
+  // Both engines return bigint as number here (pg via a type parser); Number() keeps that true for strings too.
+  return { ...r, version: Number(r.version) };
+}
+
+export class ResourceRepository {
+  async insert(
+    tx: Queryable,
+    tenant: string,
+    r: { id: string; resourceType: string; externalId?: string; doc: JsonObject; now: Date; owner?: string },
+  ): Promise<ResourceRow> {
+    const res = await tx.query<ResourceRow>(
+      `INSERT INTO resources AS r (tenant_id, id, resource_type, external_id, version, created, last_modified, doc, owner_client)
+       VALUES ($1, $2, $3, $4, 1, $5, $5, $6, $7) RETURNING ${COLUMNS}`,
+      [tenant, r.id, r.resourceType, r.externalId ?? null, r.now, JSON.stringify(r.doc), r.owner ?? null],
+    );
+    return toRow(res.rows[0]);
+  }
+
+  async get(
+    tx: Queryable,
+    tenant: string,
+    id: string,
+    resourceType?: string,
+    lock = false,
+  ): Promise<ResourceRow | undefined> {
+    const params: unknown[] = [tenant, id];
+    let sql = `SELECT ${COLUMNS} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2`;
+    if (resourceType) {
+      params.push(resourceType);
+      sql += ' AND r.resource_type = $3';
+    }
+    if (lock) sql += ' FOR UPDATE';
+    const res = await tx.query<ResourceRow>(sql, params);
+    return res.rows[0] ? toRow(res.rows[0]) : undefined;
+  }
+
+  /** Writes a new document and bumps the version; returns the stored row. */
+  async update(
+    tx: Queryable,
+    tenant: string,
+    id: string,
+    doc: JsonObject,
+    externalId: string | undefined,
+    now: Date,
+  ): Promise<ResourceRow> {
+    const res = await tx.query<ResourceRow>(
+      `UPDATE resources r SET doc = $3, external_id = $4, version = r.version + 1, last_modified = $5
+       WHERE r.tenant_id = $1 AND r.id = $2 RETURNING ${COLUMNS}`,
+      [tenant, id, JSON.stringify(doc), externalId ?? null, now],
+    );
+    return toRow(res.rows[0]);
+  }
+
+  /** A change that is not in the document (membership rows) still makes a new version. */
+  async touch(tx: Queryable, tenant: string, id: string, now: Date): Promise<ResourceRow> {
+    const res = await tx.query<ResourceRow>(
+      `UPDATE resources r SET version = r.version + 1, last_modified = $3
+       WHERE r.tenant_id = $1 AND r.id = $2 RETURNING ${COLUMNS}`,
+      [tenant, id, now],
+    );
+    return toRow(res.rows[0]);
+  }
+
+  /**
+   * Deletes a resource. Membership rows go with it (foreign keys cascade); the groups that listed
+   * it as a member change, so they get a new version first.
+   */
+  async delete(tx: Queryable, tenant: string, id: string, now: Date): Promise<void> {
+    await tx.query(
+      `UPDATE resources r SET version = r.version + 1, last_modified = $3
+       WHERE r.tenant_id = $1 AND r.id IN (SELECT gm.group_id FROM group_members gm WHERE gm.tenant_id = $1 AND gm.member_id = $2)`,
+      [tenant, id, now],
+    );
+    await tx.query('DELETE FROM resources WHERE tenant_id = $1 AND id = $2', [tenant, id]);
+  }
+
+  /** Which of the given ids exist in the tenant, with their resource type. */
+  async existing(tx: Queryable, tenant: string, ids: string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const res = await tx.query<{ id: string; resource_type: string }>(
+      'SELECT id, resource_type FROM resources WHERE tenant_id = $1 AND id = ANY($2::text[])',
+      [tenant, ids],
+    );
+    return new Map(res.rows.map((r) => [r.id, r.resource_type]));
+  }
+
+  /** Adds membership rows; existing ones are kept as they are. Returns how many rows were added. */
+  async addMembers(
+    tx: Queryable,
+    tenant: string,
+    groupId: string,
+    members: { id: string; type: string; display?: string }[],
+  ): Promise<number> {
+    if (members.length === 0) return 0;
+    const res = await tx.query(
+      `INSERT INTO group_members (tenant_id, group_id, member_id, member_type, display)
+       SELECT $1, $2, m.id, m.type, m.display FROM jsonb_to_recordset($3::jsonb) AS m(id text, type text, display text)
+       ON CONFLICT (tenant_id, group_id, member_id) DO NOTHING`,
+      [tenant, groupId, JSON.stringify(members)],
+    );
+    return res.rowCount;
+  }
+
+  /** Removes the given members (all members when ids is undefined). Returns how many rows went. */
+  async removeMembers(tx: Queryable, tenant: string, groupId: string, ids?: string[]): Promise<number> {
+    if (ids && ids.length === 0) return 0;
+    const res = ids
+      ? await tx.query(
+          'DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2 AND member_id = ANY($3::text[])',
+          [tenant, groupId, ids],
+        )
+      : await tx.query('DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2', [tenant, groupId]);
+    return res.rowCount;
+  }
+
+  async membersOf(tx: Queryable, tenant: string, groupIds: string[]): Promise<Map<string, MemberRow[]>> {
+    const out = new Map<string, MemberRow[]>();
+    if (groupIds.length === 0) return out;
+    const res = await tx.query<MemberRow>(
+      `SELECT group_id, member_id, member_type, display FROM group_members
+       WHERE tenant_id = $1 AND group_id = ANY($2::text[]) ORDER BY group_id, member_id`,
+      [tenant, groupIds],
+    );
+    for (const row of res.rows) {
+      const list = out.get(row.group_id) ?? [];
+      list.push(row);
+      out.set(row.group_id, list);
+    }
+    return out;
+  }
+
+  async groupsOf(tx: Queryable, tenant: string, memberIds: string[]): Promise<Map<string, GroupRefRow[]>> {
+    const out = new Map<string, GroupRefRow[]>();
+    if (memberIds.length === 0) return out;
+    const res = await tx.query<GroupRefRow>(
+      `SELECT gm.member_id, gm.group_id, g.doc ->> 'displayName' AS display
+       FROM group_members gm JOIN resources g ON g.tenant_id = gm.tenant_id AND g.id = gm.group_id
+       WHERE gm.tenant_id = $1 AND gm.member_id = ANY($2::text[]) ORDER BY gm.member_id, gm.group_id`,
+      [tenant, memberIds],
+    );
+    for (const row of res.rows) {
+      const list = out.get(row.member_id) ?? [];
+      list.push(row);
+      out.set(row.member_id, list);
+    }
+    return out;
+  }
+
+  /** Runs a list query: the page of rows, and the total number of matches (unless skipped). */
+  async list(
+    tx: Queryable,
+    tenant: string,
+    q: ListQuery,
+    withTotal = true,
+  ): Promise<{ rows: ResourceRow[]; total: number }> {
+    const p = new SqlParams();
+    const where = [`r.tenant_id = ${p.add(tenant)}`, this.typeCondition(q, p)];
+    const baseWhere = where.join(' AND ');
+
+    let total = 0;
+    if (withTotal) {
+      const countParams = p.values.slice();
+      const res = await tx.query<{ n: number | string }>(
+        `SELECT count(*) AS n FROM resources r WHERE ${baseWhere}`,
+        countParams,
+      );
+      total = Number(res.rows[0].n);
+    }
+    if (q.page.limit === 0) return { rows: [], total };
+
+    const sortExpr = q.sort ? this.sortExpression(q) : undefined;
+    const descending = q.sort?.descending ?? false;
+    const pos = q.page.kind === 'keyset' ? q.page.position : undefined;
+    // A backwards page is the forward page of the reversed order, read then reversed.
+    const reverse = pos?.before ?? false;
+    const desc = descending !== reverse;
+    const idDesc = reverse;
+    const pageWhere = pos
+      ? ` AND ${keysetCondition(sortExpr, q.sort ? sortKindOf(q) : 'text', desc, idDesc, pos, p)}`
+      : '';
+    const order = sortExpr
+      ? `${sortExpr} ${desc ? 'DESC NULLS FIRST' : 'ASC NULLS LAST'}, r.id ${idDesc ? 'DESC' : 'ASC'}`
+      : `r.id ${idDesc ? 'DESC' : 'ASC'}`;
+    const offset = q.page.kind === 'index' ? ` OFFSET ${p.add(q.page.offset)}` : '';
+    const sql =
+      `SELECT ${COLUMNS}${sortExpr ? `, (${sortExpr})::text AS sort_key` : ''} FROM resources r ` +
+      `WHERE ${baseWhere}${pageWhere} ORDER BY ${order} LIMIT ${p.add(q.page.limit)}${offset}`;
+    const res = await tx.query<ResourceRow>(sql, p.values);
+    const rows = res.rows.map(toRow);
+    if (reverse) rows.reverse();
+    return { rows, total };
+  }
+
+  private typeCondition(q: ListQuery, p: SqlParams): string {
+    const parts = q.types.map(({ rt, filter }) => {
+      const typeCond = `r.resource_type = ${sqlLiteral(rt.name)}`;
+      return filter ? `(${typeCond} AND ${compileFilter(filter, rt, p, 'r')})` : `(${typeCond})`;
+    });
+    return parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`;
+  }
+
+  private sortExpression(q: ListQuery): string {
+    const sort = q.sort!;
+    if (q.types.length === 1) return sort.perType.get(q.types[0].rt.name)?.expr ?? 'NULL::text';
+    // Root queries: each type's expression in one CASE; mixed kinds fall back to text.
+    const kinds = new Set([...sort.perType.values()].map((s) => s.kind));
+    const asText = kinds.size > 1;
+    const branches = q.types
+      .map(({ rt }) => {
+        const s = sort.perType.get(rt.name);
+        return s
+          ? `WHEN ${sqlLiteral(rt.name)} THEN ${asText ? `(${s.expr})::text COLLATE "C"` : s.expr}`
+          : '';
+      })
+      .join(' ');
+    return `(CASE r.resource_type ${branches} END)`;
+  }
+}
+
+function sortKindOf(q: ListQuery): string {
+  const kinds = new Set([...q.sort!.perType.values()].map((s) => s.kind));
+  return kinds.size === 1 ? [...kinds][0] : 'text';
+}
+
+const CASTS: Record<string, string> = {
+  text: 'text COLLATE "C"',
+  number: 'numeric',
+  timestamp: 'timestamptz',
+  boolean: 'boolean',
+};
+
+/**
+ * Rows strictly after `pos` in the order (sortExpr desc?, id idDesc?), with NULL keys last when
+ * ascending and first when descending (the RFC 7644 §3.4.2.3 placement).
+ */
+function keysetCondition(
+  sortExpr: string | undefined,
+  kind: string,
+  desc: boolean,
+  idDesc: boolean,
+  pos: KeysetPosition,
+  p: SqlParams,
+): string {
+  const idCmp = `r.id ${idDesc ? '<' : '>'} ${p.add(pos.id)}`;
+  if (!sortExpr) return idCmp;
+  if (pos.key === null) {
+    // Among NULL keys, continue by id; NULLs are last ascending (nothing after them) and first descending.
+    return desc
+      ? `((${sortExpr} IS NULL AND ${idCmp}) OR ${sortExpr} IS NOT NULL)`
+      : `(${sortExpr} IS NULL AND ${idCmp})`;
+  }
+  const key = `${p.add(pos.key)}::${CASTS[kind] ?? 'text'}`;
+  const after = `(${sortExpr} ${desc ? '<' : '>'} ${key} OR (${sortExpr} = ${key} AND ${idCmp}))`;
+  return desc ? after : `(${after} OR ${sortExpr} IS NULL)`;
+}
