@@ -158,7 +158,6 @@ export async function runBulk(
         );
         if (failOnErrors !== undefined && errors >= failOnErrors) break;
       }
-      pending = [];
       break;
     }
     pending = pending.filter((op) => op !== next);
