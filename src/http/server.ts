@@ -429,6 +429,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Another protocol version in the path is refused, never served as v2 (RFC 7644 §3.13).
   app.all('/scim/:version/*', async (request) => {
     const { version } = request.params as { version: string };
+    if (version.toLowerCase() === 'v2')
+      throw ScimError.notFound(`No endpoint ${request.method} ${request.url.split('?')[0]}`);
     throw ScimError.badRequest(
       'invalidVers',
       `SCIM protocol version "${version}" is not supported; use /scim/v2`,

@@ -79,8 +79,22 @@ export function ifMatchSatisfied(header: string | undefined, version: number): b
 
 const UNIQUE_VIOLATION = '23505';
 
-function isUniqueViolation(err: unknown): err is { code: string; constraint?: string } {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === UNIQUE_VIOLATION;
+function dbErrorCode(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * SQLSTATE class 22 (data exception) means a client value the database cannot hold or compare,
+ * e.g. a NUL character, which jsonb and text refuse: that is the client's 400, not our 500.
+ */
+function asClientDataError(err: unknown): ScimError | undefined {
+  const code = dbErrorCode(err);
+  if (code?.startsWith('22')) {
+    const message = err instanceof Error ? err.message : 'invalid value';
+    return ScimError.badRequest('invalidValue', `A value cannot be stored or compared: ${message}`);
+  }
+  return undefined;
 }
 
 export class ResourceService {
@@ -101,7 +115,7 @@ export class ResourceService {
     id: string,
     projection: Projection = {},
   ): Promise<ResourceResult> {
-    return this.db.transaction(async (tx) => {
+    return this.read(async (tx) => {
       const row = await this.repo.get(tx, ctx.tenant, id, rt.name);
       if (!row) throw notFound(rt, id);
       return this.result(tx, ctx, rt, row, projection);
@@ -110,7 +124,7 @@ export class ResourceService {
 
   /** Current version of a resource (for If-None-Match), without building the representation. */
   async version(ctx: RequestContext, rt: ResourceTypeConfig, id: string): Promise<number | undefined> {
-    const row = await this.repo.get(this.db, ctx.tenant, id, rt.name);
+    const row = await this.read((tx) => this.repo.get(tx, ctx.tenant, id, rt.name));
     return row?.version;
   }
 
@@ -151,7 +165,7 @@ export class ResourceService {
         : { kind: 'index', offset: startIndex - 1, limit: count },
     };
 
-    return this.db.transaction(async (tx) => {
+    return this.read(async (tx) => {
       const { rows, total } = await this.repo.list(tx, ctx.tenant, query);
       const out: ListResult = { schemas: [LIST_RESPONSE_SCHEMA], totalResults: total };
       let page = rows;
@@ -282,13 +296,22 @@ export class ResourceService {
     try {
       return await this.db.transaction(fn);
     } catch (err) {
-      if (isUniqueViolation(err)) {
+      if (dbErrorCode(err) === UNIQUE_VIOLATION) {
         const attrs = this.uniqueAttributes(rt);
         throw ScimError.conflict(
           `Another ${rt.name} already has this value of a unique attribute${attrs.length ? ` (${attrs.join(', ')})` : ''}`,
         );
       }
-      throw err;
+      throw asClientDataError(err) ?? err;
+    }
+  }
+
+  /** Runs a read transaction, mapping data exceptions caused by request values to 400. */
+  private async read<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.transaction(fn);
+    } catch (err) {
+      throw asClientDataError(err) ?? err;
     }
   }
 
@@ -521,6 +544,22 @@ export class ResourceService {
     };
   }
 
+  private readonly keyOrders = new Map<string, string[]>();
+
+  /** Top-level keys of a resource type's stored documents, in schema order (externalId first). */
+  private keyOrder(rt: ResourceTypeConfig): string[] {
+    let order = this.keyOrders.get(rt.name);
+    if (!order) {
+      order = ['externalId'];
+      for (const { schema, extension } of this.registry.schemasOf(rt)) {
+        if (extension) order.push(schema.id);
+        else order.push(...schema.attributes.map((a) => a.name));
+      }
+      this.keyOrders.set(rt.name, order);
+    }
+    return order;
+  }
+
   /** Rows → full resources, loading membership rows for the whole page in one query each. */
   private async representRows(
     tx: Queryable,
@@ -541,8 +580,10 @@ export class ResourceService {
     const groupsRt = this.registry.resourceTypes().find((t) => t.membersAttribute);
     return rows.map((row) => {
       const rt = this.registry.resourceType(row.resource_type)!;
-      const { schemas, ...attrs } = row.doc;
-      const out: JsonObject = { schemas, id: row.id, ...attrs };
+      const out: JsonObject = { schemas: row.doc.schemas, id: row.id };
+      // jsonb does not keep key order: emit attributes in schema order, as clients and people expect.
+      for (const key of this.keyOrder(rt)) if (row.doc[key] !== undefined) out[key] = row.doc[key];
+      for (const [key, value] of Object.entries(row.doc)) if (!(key in out)) out[key] = value;
       if (rt.membersAttribute && members.has(row.id)) {
         out[rt.membersAttribute] = members.get(row.id)!.map((m) => memberValue(m, ctx, this.registry));
       }

@@ -77,7 +77,14 @@ export const userSchema: SchemaInput = {
       returned: 'never',
     }),
     multiValued('emails', 'Email addresses for the user.', ['work', 'home', 'other']),
-    multiValued('phoneNumbers', 'Phone numbers for the User.', ['work', 'home', 'mobile', 'fax', 'pager', 'other']),
+    multiValued('phoneNumbers', 'Phone numbers for the User.', [
+      'work',
+      'home',
+      'mobile',
+      'fax',
+      'pager',
+      'other',
+    ]),
     multiValued('ims', 'Instant messaging addresses for the User.', [
       'aim',
       'gtalk',
@@ -104,7 +111,9 @@ export const userSchema: SchemaInput = {
         str('region', 'The state or region component.'),
         str('postalCode', 'The zip code or postal code component.'),
         str('country', 'The country name component (ISO 3166-1 alpha-2).'),
-        str('type', "A label indicating the address' function.", { canonicalValues: ['work', 'home', 'other'] }),
+        str('type', "A label indicating the address' function.", {
+          canonicalValues: ['work', 'home', 'other'],
+        }),
         { name: 'primary', type: 'boolean', description: 'Whether this is the primary address.' },
       ],
     },
@@ -123,7 +132,9 @@ export const userSchema: SchemaInput = {
           mutability: 'readOnly',
           description: 'The URI of the Group.',
         },
-        str('display', 'A human-readable name, primarily used for display purposes.', { mutability: 'readOnly' }),
+        str('display', 'A human-readable name, primarily used for display purposes.', {
+          mutability: 'readOnly',
+        }),
         str('type', "A label indicating the membership's function: direct or indirect.", {
           mutability: 'readOnly',
           canonicalValues: ['direct', 'indirect'],
@@ -219,15 +230,25 @@ export const commonAttributes: AttributeInput[] = [
     returned: 'always',
     uniqueness: 'server',
   }),
-  str('externalId', 'An identifier for the resource as defined by the provisioning client.', { caseExact: true }),
+  str('externalId', 'An identifier for the resource as defined by the provisioning client.', {
+    caseExact: true,
+  }),
   {
     name: 'meta',
     type: 'complex',
     mutability: 'readOnly',
     description: 'Resource metadata.',
     subAttributes: [
-      str('resourceType', 'The name of the resource type of the resource.', { caseExact: true, mutability: 'readOnly' }),
-      { name: 'created', type: 'dateTime', mutability: 'readOnly', description: 'When the resource was added.' },
+      str('resourceType', 'The name of the resource type of the resource.', {
+        caseExact: true,
+        mutability: 'readOnly',
+      }),
+      {
+        name: 'created',
+        type: 'dateTime',
+        mutability: 'readOnly',
+        description: 'When the resource was added.',
+      },
       {
         name: 'lastModified',
         type: 'dateTime',

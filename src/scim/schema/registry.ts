@@ -83,7 +83,9 @@ export class SchemaRegistry {
   }
 
   /** The schemas a resource type may carry: core first, then its extensions. */
-  schemasOf(rt: ResourceTypeDefinition): { schema: SchemaDefinition; extension: boolean; required: boolean }[] {
+  schemasOf(
+    rt: ResourceTypeDefinition,
+  ): { schema: SchemaDefinition; extension: boolean; required: boolean }[] {
     const out = [{ schema: this.schema(rt.schema)!, extension: false, required: true }];
     for (const ext of rt.schemaExtensions) {
       out.push({ schema: this.schema(ext.schema)!, extension: true, required: ext.required });
@@ -107,7 +109,12 @@ export class SchemaRegistry {
         if (common) found = { location: 'common', schema: owner.schema.id, attribute: common };
       }
       const attr = owner.schema.attributes.find((a) => a.name.toLowerCase() === name);
-      if (attr) found = { location: owner.extension ? 'extension' : 'core', schema: owner.schema.id, attribute: attr };
+      if (attr)
+        found = {
+          location: owner.extension ? 'extension' : 'core',
+          schema: owner.schema.id,
+          attribute: attr,
+        };
     } else {
       const common = this.common.find((a) => a.name.toLowerCase() === name);
       if (common) found = { location: 'common', schema: rt.schema, attribute: common };
@@ -115,7 +122,11 @@ export class SchemaRegistry {
         for (const owner of this.schemasOf(rt)) {
           const attr = owner.schema.attributes.find((a) => a.name.toLowerCase() === name);
           if (attr) {
-            found = { location: owner.extension ? 'extension' : 'core', schema: owner.schema.id, attribute: attr };
+            found = {
+              location: owner.extension ? 'extension' : 'core',
+              schema: owner.schema.id,
+              attribute: attr,
+            };
             break;
           }
         }
@@ -135,7 +146,10 @@ export class SchemaRegistry {
   ): BoundAttr {
     const found = this.findAttribute(rt, path);
     if (!found) {
-      throw ScimError.badRequest(scimType, `Unknown attribute "${formatAttrPath(path)}" for resource type ${rt.name}`);
+      throw ScimError.badRequest(
+        scimType,
+        `Unknown attribute "${formatAttrPath(path)}" for resource type ${rt.name}`,
+      );
     }
     return found;
   }
