@@ -11,7 +11,8 @@ export const TOKEN = 'test-admin-token';
 
 export interface TestResponse {
   status: number;
-  headers: Record<string, string | string[] | undefined>;
+  /** Response headers, lower-cased names; repeated headers joined with ", ". */
+  headers: Record<string, string | undefined>;
   /** Parsed JSON body, or undefined when the body is empty. */
   body: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
   text: string;
@@ -83,7 +84,11 @@ export async function startTestApp(
           body = undefined;
         }
       }
-      return { status: res.statusCode, headers: res.headers, body, text: res.body };
+      const responseHeaders: Record<string, string | undefined> = {};
+      for (const [k, v] of Object.entries(res.headers)) {
+        responseHeaders[k] = v === undefined ? undefined : Array.isArray(v) ? v.join(', ') : String(v);
+      }
+      return { status: res.statusCode, headers: responseHeaders, body, text: res.body };
     },
     async close() {
       await app.close();
