@@ -1,0 +1,59 @@
+/**
+ * A server under load, in its own process so that it and the load generator each get a core.
+ * argv[2] is a JSON ServerSpec. Prints `LISTENING <port>` once it accepts connections, and shuts
+ * down cleanly on SIGTERM (the PGlite folder must be closed before the parent removes it).
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createApp } from '../src/app.ts';
+
+export type ServerSpec =
+  { kind: 'hello' } | { kind: 'scimd'; adminToken: string; dataDir?: string; databaseUrl?: string };
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec;
+  let server: FastifyInstance;
+  let close: () => Promise<void>;
+  if (spec.kind === 'hello') {
+    server = Fastify({ logger: false });
+    server.get('/', async () => ({ hello: 'world' }));
+    close = () => server.close();
+  } else {
+    const app = await createApp({
+      port: 0,
+      host: '127.0.0.1',
+      adminToken: spec.adminToken,
+      logLevel: 'silent',
+      dataDir: spec.dataDir,
+      databaseUrl: spec.databaseUrl,
+    });
+    server = app.server;
+    close = () => app.close();
+  }
+  await server.listen({ port: 0, host: '127.0.0.1' });
+  const address = server.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // The parent going away (even killed) closes our stdin: do not outlive it.
+  process.stdin.on('end', stop);
+  process.stdin.resume();
+  process.stdout.write(`LISTENING ${address.port}\n`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
