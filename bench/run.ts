@@ -3,6 +3,7 @@
  *   npm run bench [-- --store pglite|postgres|both] [--quick] [--docs|--no-docs]
  * Runs each store in turn, prints a table and (full runs) rewrites docs/benchmarks.md.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -69,6 +70,18 @@ function cpuModel(): string {
   return os.cpus()[0]?.model ?? 'unknown';
 }
 
+/** The code measured: commit, and whether src/ had uncommitted changes. */
+function codeVersion(): string {
+  if (process.env.BENCH_GIT_COMMIT) return process.env.BENCH_GIT_COMMIT;
+  try {
+    const git = (args: string[]) => execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).trim();
+    const dirty = git(['status', '--porcelain', '--', 'src']) !== '';
+    return `${git(['rev-parse', '--short', 'HEAD'])}${dirty ? ' with uncommitted changes in src/' : ''}`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
 function pgliteVersion(): string {
   const pkg = JSON.parse(
     readFileSync(path.join(ROOT, 'node_modules', '@electric-sql', 'pglite', 'package.json'), 'utf8'),
@@ -118,6 +131,7 @@ async function main(): Promise<void> {
     pglite: pgliteVersion(),
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString(),
+    code: codeVersion(),
   };
   if (args.stores.includes('postgres')) {
     machine.postgres = await withAdmin(

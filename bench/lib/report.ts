@@ -12,6 +12,8 @@ export interface Machine {
   pglite: string;
   os: string;
   date: string;
+  /** The scimd commit measured. */
+  code: string;
 }
 
 export interface Target {
@@ -169,6 +171,7 @@ export function markdown(d: DocInput): string {
     table(
       ['', ''],
       [
+        ['scimd code', m.code],
         ['CPU', m.cpu],
         ['Cores', String(m.cores)],
         ['Memory', `${fmt(m.memoryGiB, 1)} GiB`],
