@@ -11,12 +11,15 @@ import { CursorCodec } from './service/cursor.ts';
 import { ResourceService } from './service/resources.ts';
 import type { Database } from './store/db.ts';
 import { openDatabase } from './store/open.ts';
+import { AdminService } from './admin/service.ts';
+import { TenantDirectory } from './tenancy/directory.ts';
 
 export interface App {
   config: AppConfig;
   registry: SchemaRegistry;
   db: Database;
   service: ResourceService;
+  admin: AdminService;
   server: FastifyInstance;
   close(): Promise<void>;
 }
@@ -35,11 +38,15 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const config = loadConfig(overrides);
   const registry = createCoreRegistry();
   const db = await openDatabase(config, registry);
-  const cursors = new CursorCodec(await serverSecret(db, 'cursor'), config.cursorTimeout);
-  const service = new ResourceService(db, registry, config, cursors);
+  const cursors = new CursorCodec(await serverSecret(db, 'cursor'));
+  const service = new ResourceService(db, registry, cursors);
+  const tenants = new TenantDirectory(db);
+  const admin = new AdminService(db, registry, tenants);
   const server = await buildServer({
     config,
     service,
+    admin,
+    tenants,
     ping: async () => {
       await db.query('SELECT 1');
     },
@@ -50,6 +57,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     registry,
     db,
     service,
+    admin,
     server,
     async close() {
       await server.close();

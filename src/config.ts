@@ -30,6 +30,12 @@ export interface AppConfig extends LimitsConfig {
   /** Public base URL (scheme://host[:port]); when unset it is taken from each request's Host header. */
   baseUrl?: string;
   logLevel: string;
+  /** Node-wide default request rate limit per client (tenants and clients may set their own). */
+  rateLimit?: { max: number; windowSeconds: number };
+  /** HTTPS: PEM files of the server certificate and key; with tlsClientCa, client certificates are requested. */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -54,6 +60,15 @@ export function loadConfig(
   if (env.SCIMD_ADMIN_TOKEN) fromEnv.adminToken = env.SCIMD_ADMIN_TOKEN;
   if (env.SCIMD_BASE_URL) fromEnv.baseUrl = env.SCIMD_BASE_URL;
   if (env.SCIMD_LOG_LEVEL) fromEnv.logLevel = env.SCIMD_LOG_LEVEL;
+  if (env.SCIMD_RATE_LIMIT_MAX) {
+    fromEnv.rateLimit = {
+      max: Number(env.SCIMD_RATE_LIMIT_MAX),
+      windowSeconds: Number(env.SCIMD_RATE_LIMIT_WINDOW ?? 60),
+    };
+  }
+  if (env.SCIMD_TLS_CERT) fromEnv.tlsCert = env.SCIMD_TLS_CERT;
+  if (env.SCIMD_TLS_KEY) fromEnv.tlsKey = env.SCIMD_TLS_KEY;
+  if (env.SCIMD_TLS_CLIENT_CA) fromEnv.tlsClientCa = env.SCIMD_TLS_CLIENT_CA;
   const config: AppConfig = {
     port: 8080,
     host: '0.0.0.0',
@@ -67,6 +82,12 @@ export function loadConfig(
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) {
     throw new Error(`PORT must be an integer between 0 and 65535, got ${String(config.port)}`);
   }
+  if (config.rateLimit && !(config.rateLimit.max > 0 && config.rateLimit.windowSeconds > 0)) {
+    throw new Error('SCIMD_RATE_LIMIT_MAX and SCIMD_RATE_LIMIT_WINDOW must be positive numbers');
+  }
+  if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
+  if (config.tlsClientCa && !config.tlsCert)
+    throw new Error('A client CA needs TLS (a certificate and a key)');
   return config;
 }
 

@@ -117,11 +117,21 @@ export function parseBulkRequest(
   return { ops, failOnErrors: typeof foe === 'number' ? foe : undefined };
 }
 
+/** What the caller may reach: the tenant's resource types, and a scope check per operation. */
+export interface BulkAccess {
+  resourceType(endpoint: string): ResourceTypeConfig | undefined;
+  /** Throws a ScimError (403) when the caller may not write this type. */
+  authorize(rt: ResourceTypeConfig): void;
+  /** Told of unexpected (non-SCIM) errors, for the log. */
+  onError?(err: unknown): void;
+}
+
 export async function runBulk(
   service: ResourceService,
   ctx: RequestContext,
   ops: BulkOperation[],
   failOnErrors: number | undefined,
+  access: BulkAccess,
 ): Promise<BulkResponse> {
   const results = new Map<number, BulkOperationResult>();
   const created = new Map<string, string>(); // bulkId → id
@@ -161,7 +171,7 @@ export async function runBulk(
       break;
     }
     pending = pending.filter((op) => op !== next);
-    record(next, await runOne(service, ctx, next, created, failedBulkIds, declared));
+    record(next, await runOne(service, ctx, access, next, created, failedBulkIds, declared));
   }
   return {
     schemas: [BULK_RESPONSE_SCHEMA],
@@ -182,6 +192,7 @@ function failure(op: BulkOperation, err: ScimError): BulkOperationResult {
 async function runOne(
   service: ResourceService,
   ctx: RequestContext,
+  access: BulkAccess,
   op: BulkOperation,
   created: Map<string, string>,
   failedBulkIds: Set<string>,
@@ -200,10 +211,9 @@ async function runOne(
     if ((op.method as string) === 'INVALID')
       throw ScimError.badRequest('invalidSyntax', 'method must be POST, PUT, PATCH or DELETE');
     const segments = op.path.split('/').filter(Boolean);
-    const rt: ResourceTypeConfig | undefined = segments.length
-      ? service.registry.resourceTypeByEndpoint(segments[0])
-      : undefined;
+    const rt = segments.length ? access.resourceType(segments[0]) : undefined;
     if (!rt) throw ScimError.badRequest('invalidPath', `Unknown resource path "${op.path}"`);
+    access.authorize(rt);
     const data = substitute(op.data, created);
     if (op.method === 'POST') {
       if (segments.length !== 1)
@@ -239,6 +249,11 @@ async function runOne(
     return { ...base, version: res.etag, location: res.location };
   } catch (err) {
     if (err instanceof ScimError) return failure(op, err);
-    throw err;
+    // One broken operation must not lose the others' results (Bulk is not atomic).
+    access.onError?.(err);
+    return failure(
+      op,
+      new ScimError(500, undefined, 'Internal server error; this operation was not applied'),
+    );
   }
 }

@@ -30,10 +30,7 @@ export function queryHash(parts: unknown[]): string {
 }
 
 export class CursorCodec {
-  constructor(
-    private readonly secret: string,
-    private readonly timeoutSeconds: number,
-  ) {}
+  constructor(private readonly secret: string) {}
 
   private mac(data: string): Buffer {
     return createHmac('sha256', this.secret).update(data).digest();
@@ -54,7 +51,13 @@ export class CursorCodec {
   }
 
   /** Checks a cursor against the current request; returns its position or throws the RFC 9865 error. */
-  decode(cursor: string, tenant: string, query: string, count: number): KeysetPosition {
+  decode(
+    cursor: string,
+    tenant: string,
+    query: string,
+    count: number,
+    timeoutSeconds: number,
+  ): KeysetPosition {
     const invalid = ScimError.badRequest(
       'invalidCursor',
       'The cursor is malformed, forged or does not belong to this query',
@@ -72,10 +75,10 @@ export class CursorCodec {
       throw invalid;
     }
     if (payload.t !== tenant || payload.q !== query) throw invalid;
-    if (Date.now() / 1000 - payload.e > this.timeoutSeconds) {
+    if (Date.now() / 1000 - payload.e > timeoutSeconds) {
       throw ScimError.badRequest(
         'expiredCursor',
-        `The cursor has expired (cursors are valid for ${this.timeoutSeconds} s)`,
+        `The cursor has expired (cursors are valid for ${timeoutSeconds} s)`,
       );
     }
     if (payload.c !== count) {

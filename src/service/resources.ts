@@ -18,6 +18,7 @@ import type { ResourceTypeConfig, SchemaRegistry } from '../scim/schema/registry
 import type { Database, Queryable } from '../store/db.ts';
 import type { KeysetPosition, ListQuery, MemberRow, ResourceRow } from '../store/resources.ts';
 import { ResourceRepository } from '../store/resources.ts';
+import { TenancyRepository } from '../store/tenancy.ts';
 import { compileSort } from '../store/sql/sort-sql.ts';
 import type { SortExpression } from '../store/sql/sort-sql.ts';
 import type { LimitsConfig } from '../config.ts';
@@ -31,6 +32,8 @@ export interface RequestContext {
   /** Base URL of the tenant's SCIM endpoint, e.g. http://host/scim/v2 (no trailing slash). */
   baseUrl: string;
   clientId?: string;
+  /** The tenant's effective limits (its settings over the node's). */
+  limits: LimitsConfig;
 }
 
 export interface Projection {
@@ -99,11 +102,11 @@ function asClientDataError(err: unknown): ScimError | undefined {
 
 export class ResourceService {
   private readonly repo = new ResourceRepository();
+  private readonly changes = new TenancyRepository();
 
   constructor(
-    private readonly db: Database,
+    readonly db: Database,
     readonly registry: SchemaRegistry,
-    private readonly limits: LimitsConfig,
     private readonly cursors: CursorCodec,
   ) {}
 
@@ -140,8 +143,8 @@ export class ResourceService {
       bindFilter(this.registry, types[0], parsed);
     }
     const sort = this.sortOf(types, params);
-    const maxPage = Math.min(this.limits.maxPageSize, this.limits.filterMaxResults);
-    let count = params.count ?? this.limits.defaultPageSize;
+    const maxPage = Math.min(ctx.limits.maxPageSize, ctx.limits.filterMaxResults);
+    let count = params.count ?? Math.min(ctx.limits.defaultPageSize, maxPage);
     if (!Number.isFinite(count) || count < 0) count = 0;
     count = Math.min(Math.trunc(count), maxPage);
 
@@ -154,7 +157,7 @@ export class ResourceService {
     ]);
     let position: KeysetPosition | undefined;
     if (useCursor && params.cursor !== '') {
-      position = this.cursors.decode(params.cursor!, ctx.tenant, qhash, count);
+      position = this.cursors.decode(params.cursor!, ctx.tenant, qhash, count, ctx.limits.cursorTimeout);
     }
     const startIndex = Math.max(1, Math.trunc(params.startIndex ?? 1) || 1);
     const query: ListQuery = {
@@ -216,6 +219,7 @@ export class ResourceService {
         owner: ctx.clientId,
       });
       if (members) await this.addMembers(tx, ctx, row.id, members);
+      await this.record(tx, ctx, 'create', rt, row);
       return this.result(tx, ctx, rt, row, projection, requested(body));
     });
   }
@@ -241,7 +245,10 @@ export class ResourceService {
         changed ||= removed !== added || (await this.membersDiffer(existing, rt, members));
       }
       const now = new Date();
-      if (changed) row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
+      if (changed) {
+        row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
+        await this.record(tx, ctx, 'replace', rt, row);
+      }
       return this.result(tx, ctx, rt, row, projection, requested(body));
     });
   }
@@ -268,6 +275,7 @@ export class ResourceService {
       let row = current;
       if (docChanged) row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
       else if (rowsChanged > 0) row = await this.repo.touch(tx, ctx.tenant, id, now);
+      if (row !== current) await this.record(tx, ctx, 'patch', rt, row);
       const res = await this.result(tx, ctx, rt, row, projection, requestedFromOps(ops));
       return { ...res, membersChanged: result.memberChanges.length > 0 };
     });
@@ -280,12 +288,36 @@ export class ResourceService {
     ifMatch: string | undefined,
   ): Promise<void> {
     await this.write(rt, async (tx) => {
-      await this.lockForWrite(tx, ctx, rt, id, ifMatch);
-      await this.repo.delete(tx, ctx.tenant, id, new Date());
+      const row = await this.lockForWrite(tx, ctx, rt, id, ifMatch);
+      const now = new Date();
+      const groups = await this.repo.delete(tx, ctx.tenant, id, now);
+      await this.record(tx, ctx, 'delete', rt, { ...row, version: row.version + 1, last_modified: now });
+      // Groups that listed the deleted resource changed too (their members).
+      for (const g of groups)
+        await this.record(tx, ctx, 'patch', this.registry.resourceType(g.resource_type)!, g);
     });
   }
 
   // ---- helpers -----------------------------------------------------------------------------
+
+  /** The audit trail / change log entry of a write, in the write's transaction. */
+  private async record(
+    tx: Queryable,
+    ctx: RequestContext,
+    operation: 'create' | 'replace' | 'patch' | 'delete',
+    rt: ResourceTypeConfig,
+    row: ResourceRow,
+  ): Promise<void> {
+    await this.changes.recordChange(tx, {
+      tenant: ctx.tenant,
+      at: row.last_modified,
+      client: ctx.clientId,
+      operation,
+      resourceType: rt.name,
+      resourceId: row.id,
+      version: row.version,
+    });
+  }
 
   parseFilter(text: string) {
     return parseFilter(text, { schemaUris: this.registry.schemaUris() });

@@ -123,15 +123,17 @@ export class ResourceRepository {
 
   /**
    * Deletes a resource. Membership rows go with it (foreign keys cascade); the groups that listed
-   * it as a member change, so they get a new version first.
+   * it as a member change, so they get a new version first. Returns those groups.
    */
-  async delete(tx: Queryable, tenant: string, id: string, now: Date): Promise<void> {
-    await tx.query(
+  async delete(tx: Queryable, tenant: string, id: string, now: Date): Promise<ResourceRow[]> {
+    const groups = await tx.query<ResourceRow>(
       `UPDATE resources r SET version = r.version + 1, last_modified = $3
-       WHERE r.tenant_id = $1 AND r.id IN (SELECT gm.group_id FROM group_members gm WHERE gm.tenant_id = $1 AND gm.member_id = $2)`,
+       WHERE r.tenant_id = $1 AND r.id IN (SELECT gm.group_id FROM group_members gm WHERE gm.tenant_id = $1 AND gm.member_id = $2)
+       RETURNING ${COLUMNS}`,
       [tenant, id, now],
     );
     await tx.query('DELETE FROM resources WHERE tenant_id = $1 AND id = $2', [tenant, id]);
+    return groups.rows.map(toRow);
   }
 
   /** Which of the given ids exist in the tenant, with their resource type. */

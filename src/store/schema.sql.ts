@@ -40,6 +40,49 @@ export const BASE_SCHEMA: string[] = [
      FOREIGN KEY (tenant_id, member_id) REFERENCES resources (tenant_id, id) ON DELETE CASCADE
    )`,
   `CREATE INDEX IF NOT EXISTS group_members_member ON group_members (tenant_id, member_id)`,
+  // The SCIM clients of a tenant (an identity manager, a manufacturer's service, an app...).
+  `CREATE TABLE IF NOT EXISTS clients (
+     tenant_id text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+     id text NOT NULL,
+     name text NOT NULL,
+     scopes text[] NOT NULL DEFAULT '{}',
+     user_id text,
+     jwt_subject text,
+     cert_subject text,
+     cert_fingerprint text,
+     rate_limit jsonb,
+     created timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (tenant_id, id)
+   )`,
+  `CREATE UNIQUE INDEX IF NOT EXISTS clients_jwt_subject ON clients (tenant_id, jwt_subject) WHERE jwt_subject IS NOT NULL`,
+  `CREATE UNIQUE INDEX IF NOT EXISTS clients_cert_fingerprint ON clients (tenant_id, cert_fingerprint) WHERE cert_fingerprint IS NOT NULL`,
+  // Opaque bearer tokens: only a SHA-256 digest of the secret is kept; the secret is shown once.
+  `CREATE TABLE IF NOT EXISTS tokens (
+     id text PRIMARY KEY,
+     tenant_id text NOT NULL,
+     client_id text NOT NULL,
+     token_hash text NOT NULL UNIQUE,
+     description text,
+     created timestamptz NOT NULL DEFAULT now(),
+     expires_at timestamptz,
+     revoked_at timestamptz,
+     last_used timestamptz,
+     FOREIGN KEY (tenant_id, client_id) REFERENCES clients (tenant_id, id) ON DELETE CASCADE
+   )`,
+  `CREATE INDEX IF NOT EXISTS tokens_client ON tokens (tenant_id, client_id)`,
+  // Every successful write, in the write's own transaction: the audit trail (and, later, the change log).
+  `CREATE TABLE IF NOT EXISTS changes (
+     seq bigserial PRIMARY KEY,
+     tenant_id text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+     at timestamptz NOT NULL,
+     client_id text,
+     operation text NOT NULL,
+     resource_type text NOT NULL,
+     resource_id text NOT NULL,
+     version bigint
+   )`,
+  `CREATE INDEX IF NOT EXISTS changes_tenant_seq ON changes (tenant_id, seq)`,
+  `CREATE INDEX IF NOT EXISTS changes_tenant_resource ON changes (tenant_id, resource_id)`,
   // Node-wide secrets (e.g. the key that signs paging cursors), shared by every node of a cluster.
   `CREATE TABLE IF NOT EXISTS server_secrets (
      name text PRIMARY KEY,

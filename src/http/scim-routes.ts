@@ -1,0 +1,350 @@
+/**
+ * The SCIM protocol routes (RFC 7644), mounted once per tenant prefix: `/scim/v2` (the default
+ * tenant) and `/tenants/:tenant/scim/v2`. Every request is authenticated against the tenant of its
+ * URL, then checked against the client's scopes; resource types a tenant has not enabled do not
+ * exist for it.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Authenticator, PeerCertificate } from '../auth/authenticator.ts';
+import { canRead, DEFAULT_TENANT, requireRead, requireWrite, type Principal } from '../auth/scopes.ts';
+import type { AppConfig, LimitsConfig } from '../config.ts';
+import { ScimError } from '../scim/errors.ts';
+import type { ResourceTypeConfig } from '../scim/schema/registry.ts';
+import { parseBulkRequest, runBulk } from '../service/bulk.ts';
+import type { RequestContext, ResourceResult, ResourceService } from '../service/resources.ts';
+import type { TenantDirectory } from '../tenancy/directory.ts';
+import { effectiveLimits } from '../tenancy/settings.ts';
+import { listOf, resourceTypeDocument, schemaDocument, serviceProviderConfig } from './discovery.ts';
+import { SCIM_MEDIA_TYPE } from './errors.ts';
+import {
+  listParamsFromQuery,
+  listParamsFromSearch,
+  projectionFromQuery,
+  type Query,
+} from './request-params.ts';
+
+/** What the SCIM hook established about a request. */
+export interface ScimRequestState {
+  tenant: string;
+  principal?: Principal;
+  limits: LimitsConfig;
+  /** Resource types enabled for the tenant. */
+  types: ResourceTypeConfig[];
+  baseUrl: string;
+  /** The tenant's default per-client rate limit. */
+  tenantRateLimit?: { max: number; windowSeconds: number };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    scim?: ScimRequestState;
+    /** Bytes of the request body as received (for per-tenant size limits). */
+    bodyBytes?: number;
+  }
+}
+
+export interface ScimRouteDeps {
+  config: AppConfig;
+  service: ResourceService;
+  authenticator: Authenticator;
+  tenants: TenantDirectory;
+  peerCertificate: (request: FastifyRequest) => PeerCertificate | undefined;
+}
+
+export function scimRoutes(deps: ScimRouteDeps) {
+  const { config, service, authenticator, tenants } = deps;
+  const registry = service.registry;
+
+  return async function routes(scim: FastifyInstance): Promise<void> {
+    scim.addHook('onRequest', async (request) => {
+      const tenantId = (request.params as { tenant?: string }).tenant ?? DEFAULT_TENANT;
+      const prefix =
+        tenantId === DEFAULT_TENANT && !request.url.startsWith('/tenants/')
+          ? '/scim/v2'
+          : `/tenants/${tenantId}/scim/v2`;
+      const baseUrl = `${config.baseUrl ?? `${request.protocol}://${request.host}`}${prefix}`;
+      const path = request.url.split('?')[0];
+      const open = request.method === 'GET' && /\/ServiceProviderConfig\/?$/i.test(path);
+      // RFC 7644 §4: authenticationSchemes SHOULD be readable without authentication.
+      const principal = open
+        ? undefined
+        : await authenticator.authenticate(tenantId, {
+            authorization: request.headers.authorization,
+            peerCertificate: deps.peerCertificate(request),
+          });
+      const tenant = await tenants.get(tenantId);
+      if (!tenant) throw ScimError.notFound(`No tenant ${tenantId}`);
+      const enabled = tenant.settings.resourceTypes?.map((n) => n.toLowerCase());
+      request.scim = {
+        tenant: tenantId,
+        principal,
+        limits: effectiveLimits(config, tenant.settings),
+        types: registry.resourceTypes().filter((rt) => !enabled || enabled.includes(rt.name.toLowerCase())),
+        baseUrl,
+        tenantRateLimit: tenant.settings.rateLimit,
+      };
+    });
+
+    const state = (request: FastifyRequest): ScimRequestState => request.scim!;
+    const principal = (request: FastifyRequest): Principal => request.scim!.principal!;
+    const context = (request: FastifyRequest): RequestContext => {
+      const s = state(request);
+      return { tenant: s.tenant, baseUrl: s.baseUrl, clientId: s.principal?.clientId, limits: s.limits };
+    };
+    const sendScim = (reply: FastifyReply, status: number, body: unknown) =>
+      reply.code(status).type(SCIM_MEDIA_TYPE).send(body);
+    const sendResource = (reply: FastifyReply, status: number, res: ResourceResult) => {
+      reply.header('etag', res.etag);
+      if (status === 201) reply.header('location', res.location);
+      return sendScim(reply, status, res.resource);
+    };
+    const resourceType = (request: FastifyRequest, endpoint: string): ResourceTypeConfig => {
+      const e = `/${endpoint}`.toLowerCase();
+      const rt = state(request).types.find((t) => t.endpoint.toLowerCase() === e);
+      if (!rt) throw ScimError.notFound(`No resource endpoint /${endpoint}`);
+      return rt;
+    };
+    const checkBodySize = (request: FastifyRequest, limit: number, what: string) => {
+      if ((request.bodyBytes ?? 0) > limit) {
+        throw new ScimError(413, undefined, `The request body exceeds ${what} (${limit} bytes)`);
+      }
+    };
+    /** Types a root query covers: those the tenant serves and the client may read. */
+    const readableTypes = (request: FastifyRequest) => {
+      const types = state(request).types.filter((rt) => canRead(principal(request), rt.name));
+      if (types.length === 0)
+        throw new ScimError(403, undefined, 'This client may not read any resource type');
+      return types;
+    };
+
+    // ---- discovery (RFC 7644 §4): query parameters ignored, a filter refused with 403 ----
+    const noFilter = (request: FastifyRequest) => {
+      if ((request.query as Query).filter !== undefined) {
+        throw new ScimError(
+          403,
+          undefined,
+          'Filtering is not supported on discovery endpoints (RFC 7644 §4)',
+        );
+      }
+    };
+    scim.get('/ServiceProviderConfig', async (request, reply) => {
+      noFilter(request);
+      return sendScim(reply, 200, serviceProviderConfig(state(request).limits, state(request).baseUrl));
+    });
+    scim.get('/ResourceTypes', async (request, reply) => {
+      noFilter(request);
+      const { types, baseUrl } = state(request);
+      return sendScim(reply, 200, listOf(types.map((rt) => resourceTypeDocument(rt, baseUrl))));
+    });
+    scim.get<{ Params: { id: string } }>('/ResourceTypes/:id', async (request, reply) => {
+      noFilter(request);
+      const rt = state(request).types.find((t) => t.id.toLowerCase() === request.params.id.toLowerCase());
+      if (!rt) throw ScimError.notFound(`No resource type ${request.params.id}`);
+      return sendScim(reply, 200, resourceTypeDocument(rt, state(request).baseUrl));
+    });
+    const schemasServed = (request: FastifyRequest) => {
+      const ids = new Set<string>();
+      for (const rt of state(request).types) {
+        ids.add(rt.schema.toLowerCase());
+        for (const e of rt.schemaExtensions) ids.add(e.schema.toLowerCase());
+      }
+      return registry.schemas().filter((s) => ids.has(s.id.toLowerCase()));
+    };
+    scim.get('/Schemas', async (request, reply) => {
+      noFilter(request);
+      const base = state(request).baseUrl;
+      return sendScim(reply, 200, listOf(schemasServed(request).map((s) => schemaDocument(s, base))));
+    });
+    scim.get<{ Params: { id: string } }>('/Schemas/:id', async (request, reply) => {
+      noFilter(request);
+      const s = schemasServed(request).find((x) => x.id.toLowerCase() === request.params.id.toLowerCase());
+      if (!s) throw ScimError.notFound(`No schema ${request.params.id}`);
+      return sendScim(reply, 200, schemaDocument(s, state(request).baseUrl));
+    });
+
+    // ---- /Me (RFC 7644 §3.11): the User a credential belongs to ----
+    const meTarget = (request: FastifyRequest) => {
+      const p = principal(request);
+      const users = state(request).types.find((t) => t.name === 'User');
+      if (!p.userId || !users) {
+        throw new ScimError(
+          501,
+          undefined,
+          '/Me is not available: this credential is not associated with a User',
+        );
+      }
+      return { rt: users, id: p.userId };
+    };
+    scim.get('/Me', async (request, reply) => {
+      const { rt, id } = meTarget(request);
+      requireRead(principal(request), rt.name);
+      const res = await service.get(context(request), rt, id, projectionFromQuery(request.query as Query));
+      // The resource's own URI, never /Me (RFC 7644 §3.11).
+      reply.header('content-location', res.location);
+      return sendResource(reply, 200, res);
+    });
+    scim.put('/Me', async (request, reply) => {
+      const { rt, id } = meTarget(request);
+      requireWrite(principal(request), rt.name);
+      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
+      const res = await service.replace(
+        context(request),
+        rt,
+        id,
+        request.body,
+        request.headers['if-match'],
+        projectionFromQuery(request.query as Query),
+      );
+      reply.header('content-location', res.location);
+      return sendResource(reply, 200, res);
+    });
+    scim.patch('/Me', async (request, reply) => {
+      const { rt, id } = meTarget(request);
+      requireWrite(principal(request), rt.name);
+      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
+      const res = await service.patch(
+        context(request),
+        rt,
+        id,
+        request.body,
+        request.headers['if-match'],
+        projectionFromQuery(request.query as Query),
+      );
+      reply.header('content-location', res.location);
+      return sendResource(reply, 200, res);
+    });
+    scim.delete('/Me', async (request, reply) => {
+      const { rt, id } = meTarget(request);
+      requireWrite(principal(request), rt.name);
+      await service.delete(context(request), rt, id, request.headers['if-match']);
+      return reply.code(204).send();
+    });
+    scim.post('/Me', async (request) => {
+      meTarget(request);
+      throw new ScimError(409, undefined, 'This credential already has a User; use PUT or PATCH on /Me');
+    });
+
+    // ---- Bulk (RFC 7644 §3.7) ----
+    scim.post('/Bulk', { bodyLimit: config.bulkMaxPayloadSize }, async (request, reply) => {
+      const limits = state(request).limits;
+      checkBodySize(request, limits.bulkMaxPayloadSize, 'bulk.maxPayloadSize');
+      const { ops, failOnErrors } = parseBulkRequest(request.body, limits.bulkMaxOperations);
+      const p = principal(request);
+      const types = state(request).types;
+      const result = await runBulk(service, context(request), ops, failOnErrors, {
+        resourceType: (endpoint) =>
+          types.find((t) => t.endpoint.toLowerCase() === `/${endpoint}`.toLowerCase()),
+        authorize: (rt) => requireWrite(p, rt.name),
+        onError: (err) => request.log.error({ err }, 'bulk operation failed'),
+      });
+      return sendScim(reply, 200, result);
+    });
+
+    // ---- queries ----
+    scim.get('/', async (request, reply) => {
+      const types = readableTypes(request);
+      return sendScim(
+        reply,
+        200,
+        await service.list(context(request), types, listParamsFromQuery(request.query as Query)),
+      );
+    });
+    scim.post('/.search', async (request, reply) => {
+      const types = readableTypes(request);
+      return sendScim(
+        reply,
+        200,
+        await service.list(context(request), types, listParamsFromSearch(request.body)),
+      );
+    });
+    scim.get<{ Params: { endpoint: string } }>('/:endpoint', async (request, reply) => {
+      const rt = resourceType(request, request.params.endpoint);
+      requireRead(principal(request), rt.name);
+      return sendScim(
+        reply,
+        200,
+        await service.list(context(request), [rt], listParamsFromQuery(request.query as Query)),
+      );
+    });
+    scim.post<{ Params: { endpoint: string } }>('/:endpoint/.search', async (request, reply) => {
+      const rt = resourceType(request, request.params.endpoint);
+      requireRead(principal(request), rt.name);
+      return sendScim(
+        reply,
+        200,
+        await service.list(context(request), [rt], listParamsFromSearch(request.body)),
+      );
+    });
+
+    // ---- resources ----
+    scim.post<{ Params: { endpoint: string } }>('/:endpoint', async (request, reply) => {
+      const rt = resourceType(request, request.params.endpoint);
+      requireWrite(principal(request), rt.name);
+      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
+      const res = await service.create(
+        context(request),
+        rt,
+        request.body,
+        projectionFromQuery(request.query as Query),
+      );
+      return sendResource(reply, 201, res);
+    });
+    scim.get<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
+      const rt = resourceType(request, request.params.endpoint);
+      requireRead(principal(request), rt.name);
+      const projection = projectionFromQuery(request.query as Query);
+      const ifNoneMatch = request.headers['if-none-match'];
+      if (ifNoneMatch) {
+        const version = await service.version(context(request), rt, request.params.id);
+        const tags = ifNoneMatch.split(',').map((t) => t.trim());
+        if (
+          version !== undefined &&
+          tags.some((t) => t === '*' || t.replace(/^W\//, '') === `"${version}"`)
+        ) {
+          return reply.code(304).header('etag', `W/"${version}"`).send();
+        }
+      }
+      return sendResource(reply, 200, await service.get(context(request), rt, request.params.id, projection));
+    });
+    scim.put<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
+      const rt = resourceType(request, request.params.endpoint);
+      requireWrite(principal(request), rt.name);
+      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
+      const res = await service.replace(
+        context(request),
+        rt,
+        request.params.id,
+        request.body,
+        request.headers['if-match'],
+        projectionFromQuery(request.query as Query),
+      );
+      return sendResource(reply, 200, res);
+    });
+    scim.patch<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
+      const rt = resourceType(request, request.params.endpoint);
+      requireWrite(principal(request), rt.name);
+      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
+      const projection = projectionFromQuery(request.query as Query);
+      const res = await service.patch(
+        context(request),
+        rt,
+        request.params.id,
+        request.body,
+        request.headers['if-match'],
+        projection,
+      );
+      // A group may hold 500,000 members: after a member change, answer 204 unless the client
+      // asked for attributes (RFC 7644 §3.5.2 allows 204; it MUST be 200 when attributes is given).
+      if (res.membersChanged && !projection.attributes && !projection.excludedAttributes) {
+        return reply.code(204).header('etag', res.etag).send();
+      }
+      return sendResource(reply, 200, res);
+    });
+    scim.delete<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
+      const rt = resourceType(request, request.params.endpoint);
+      requireWrite(principal(request), rt.name);
+      await service.delete(context(request), rt, request.params.id, request.headers['if-match']);
+      return reply.code(204).send();
+    });
+  };
+}
