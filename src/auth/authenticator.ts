@@ -41,6 +41,7 @@ export class Authenticator {
   private readonly bootstrapDigest?: Buffer;
   private readonly repo = new TenancyRepository();
   private readonly jwt = new JwtVerifier();
+  private readonly lastUseWritten = new Map<string, number>();
 
   constructor(
     private readonly db: Database,
@@ -75,7 +76,18 @@ export class Authenticator {
     const row = await this.repo.tokenByHash(this.db, tokenDigest(token));
     if (!row || row.tenant_id !== tenantId || row.revoked_at) throw invalid();
     if (row.expires_at && new Date(row.expires_at).getTime() <= Date.now()) throw invalid();
+    this.noteUse(row.id);
     return principalOf(row.client, 'token');
+  }
+
+  /** Records when a token was last used, at most once a minute per token and node (not on every request). */
+  private noteUse(tokenId: string): void {
+    const now = Date.now();
+    const last = this.lastUseWritten.get(tokenId) ?? 0;
+    if (now - last < 60_000) return;
+    if (this.lastUseWritten.size > 100_000) this.lastUseWritten.clear();
+    this.lastUseWritten.set(tokenId, now);
+    this.repo.touchToken(this.db, tokenId, new Date(now)).catch(() => this.lastUseWritten.delete(tokenId));
   }
 
   private async jwtToken(tenantId: string, token: string): Promise<Principal> {

@@ -190,6 +190,10 @@ export class TenancyRepository {
     return res.rows[0];
   }
 
+  async touchToken(q: Queryable, id: string, at: Date): Promise<void> {
+    await q.query('UPDATE tokens SET last_used = $2 WHERE id = $1', [id, at]);
+  }
+
   async recordChange(
     q: Queryable,
     c: {

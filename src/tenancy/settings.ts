@@ -109,5 +109,8 @@ export function effectiveLimits(node: LimitsConfig, settings: TenantSettings): L
     const v = own[key];
     if (typeof v === 'number') merged[key] = v;
   }
+  // The node refuses larger bodies before it knows the tenant: a tenant can only lower these.
+  merged.maxBodySize = Math.min(merged.maxBodySize, node.maxBodySize);
+  merged.bulkMaxPayloadSize = Math.min(merged.bulkMaxPayloadSize, node.bulkMaxPayloadSize);
   return merged;
 }
