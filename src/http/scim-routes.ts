@@ -117,6 +117,70 @@ export function scimRoutes(deps: ScimRouteDeps) {
       return types;
     };
 
+    // ---- one resource, by id or as /Me (RFC 7644 §3.11: /Me answers with the real resource's URI) ----
+    async function readOne(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      rt: ResourceTypeConfig,
+      id: string,
+      me: boolean,
+    ) {
+      requireRead(principal(request), rt.name);
+      const ifNoneMatch = request.headers['if-none-match'];
+      if (ifNoneMatch) {
+        const version = await service.version(context(request), rt, id);
+        const tags = ifNoneMatch.split(',').map((t) => t.trim());
+        if (
+          version !== undefined &&
+          tags.some((t) => t === '*' || t.replace(/^W\//, '') === `"${version}"`)
+        ) {
+          return reply.code(304).header('etag', `W/"${version}"`).send();
+        }
+      }
+      const res = await service.get(context(request), rt, id, projectionFromQuery(request.query as Query));
+      if (me) reply.header('content-location', res.location);
+      return sendResource(reply, 200, res);
+    }
+
+    async function writeOne(
+      method: 'PUT' | 'PATCH',
+      request: FastifyRequest,
+      reply: FastifyReply,
+      rt: ResourceTypeConfig,
+      id: string,
+      me: boolean,
+    ) {
+      requireWrite(principal(request), rt.name);
+      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
+      const projection = projectionFromQuery(request.query as Query);
+      const ifMatch = request.headers['if-match'];
+      const ctx = context(request);
+      if (method === 'PUT') {
+        const res = await service.replace(ctx, rt, id, request.body, ifMatch, projection);
+        if (me) reply.header('content-location', res.location);
+        return sendResource(reply, 200, res);
+      }
+      const res = await service.patch(ctx, rt, id, request.body, ifMatch, projection);
+      if (me) reply.header('content-location', res.location);
+      // A group may hold 500,000 members: after a member change, answer 204 unless the client
+      // asked for attributes (RFC 7644 §3.5.2 allows 204; it MUST be 200 when attributes is given).
+      if (res.membersChanged && !projection.attributes && !projection.excludedAttributes) {
+        return reply.code(204).header('etag', res.etag).send();
+      }
+      return sendResource(reply, 200, res);
+    }
+
+    async function deleteOne(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      rt: ResourceTypeConfig,
+      id: string,
+    ) {
+      requireWrite(principal(request), rt.name);
+      await service.delete(context(request), rt, id, request.headers['if-match']);
+      return reply.code(204).send();
+    }
+
     // ---- discovery (RFC 7644 §4): query parameters ignored, a filter refused with 403 ----
     const noFilter = (request: FastifyRequest) => {
       if ((request.query as Query).filter !== undefined) {
@@ -177,47 +241,19 @@ export function scimRoutes(deps: ScimRouteDeps) {
     };
     scim.get('/Me', async (request, reply) => {
       const { rt, id } = meTarget(request);
-      requireRead(principal(request), rt.name);
-      const res = await service.get(context(request), rt, id, projectionFromQuery(request.query as Query));
-      // The resource's own URI, never /Me (RFC 7644 §3.11).
-      reply.header('content-location', res.location);
-      return sendResource(reply, 200, res);
+      return readOne(request, reply, rt, id, true);
     });
     scim.put('/Me', async (request, reply) => {
       const { rt, id } = meTarget(request);
-      requireWrite(principal(request), rt.name);
-      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
-      const res = await service.replace(
-        context(request),
-        rt,
-        id,
-        request.body,
-        request.headers['if-match'],
-        projectionFromQuery(request.query as Query),
-      );
-      reply.header('content-location', res.location);
-      return sendResource(reply, 200, res);
+      return writeOne('PUT', request, reply, rt, id, true);
     });
     scim.patch('/Me', async (request, reply) => {
       const { rt, id } = meTarget(request);
-      requireWrite(principal(request), rt.name);
-      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
-      const res = await service.patch(
-        context(request),
-        rt,
-        id,
-        request.body,
-        request.headers['if-match'],
-        projectionFromQuery(request.query as Query),
-      );
-      reply.header('content-location', res.location);
-      return sendResource(reply, 200, res);
+      return writeOne('PATCH', request, reply, rt, id, true);
     });
     scim.delete('/Me', async (request, reply) => {
       const { rt, id } = meTarget(request);
-      requireWrite(principal(request), rt.name);
-      await service.delete(context(request), rt, id, request.headers['if-match']);
-      return reply.code(204).send();
+      return deleteOne(request, reply, rt, id);
     });
     scim.post('/Me', async (request) => {
       meTarget(request);
@@ -289,62 +325,32 @@ export function scimRoutes(deps: ScimRouteDeps) {
       );
       return sendResource(reply, 201, res);
     });
-    scim.get<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
-      const rt = resourceType(request, request.params.endpoint);
-      requireRead(principal(request), rt.name);
-      const projection = projectionFromQuery(request.query as Query);
-      const ifNoneMatch = request.headers['if-none-match'];
-      if (ifNoneMatch) {
-        const version = await service.version(context(request), rt, request.params.id);
-        const tags = ifNoneMatch.split(',').map((t) => t.trim());
-        if (
-          version !== undefined &&
-          tags.some((t) => t === '*' || t.replace(/^W\//, '') === `"${version}"`)
-        ) {
-          return reply.code(304).header('etag', `W/"${version}"`).send();
-        }
-      }
-      return sendResource(reply, 200, await service.get(context(request), rt, request.params.id, projection));
-    });
-    scim.put<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
-      const rt = resourceType(request, request.params.endpoint);
-      requireWrite(principal(request), rt.name);
-      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
-      const res = await service.replace(
-        context(request),
-        rt,
+    type ById = { Params: { endpoint: string; id: string } };
+    scim.get<ById>('/:endpoint/:id', async (request, reply) =>
+      readOne(request, reply, resourceType(request, request.params.endpoint), request.params.id, false),
+    );
+    scim.put<ById>('/:endpoint/:id', async (request, reply) =>
+      writeOne(
+        'PUT',
+        request,
+        reply,
+        resourceType(request, request.params.endpoint),
         request.params.id,
-        request.body,
-        request.headers['if-match'],
-        projectionFromQuery(request.query as Query),
-      );
-      return sendResource(reply, 200, res);
-    });
-    scim.patch<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
-      const rt = resourceType(request, request.params.endpoint);
-      requireWrite(principal(request), rt.name);
-      checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
-      const projection = projectionFromQuery(request.query as Query);
-      const res = await service.patch(
-        context(request),
-        rt,
+        false,
+      ),
+    );
+    scim.patch<ById>('/:endpoint/:id', async (request, reply) =>
+      writeOne(
+        'PATCH',
+        request,
+        reply,
+        resourceType(request, request.params.endpoint),
         request.params.id,
-        request.body,
-        request.headers['if-match'],
-        projection,
-      );
-      // A group may hold 500,000 members: after a member change, answer 204 unless the client
-      // asked for attributes (RFC 7644 §3.5.2 allows 204; it MUST be 200 when attributes is given).
-      if (res.membersChanged && !projection.attributes && !projection.excludedAttributes) {
-        return reply.code(204).header('etag', res.etag).send();
-      }
-      return sendResource(reply, 200, res);
-    });
-    scim.delete<{ Params: { endpoint: string; id: string } }>('/:endpoint/:id', async (request, reply) => {
-      const rt = resourceType(request, request.params.endpoint);
-      requireWrite(principal(request), rt.name);
-      await service.delete(context(request), rt, request.params.id, request.headers['if-match']);
-      return reply.code(204).send();
-    });
+        false,
+      ),
+    );
+    scim.delete<ById>('/:endpoint/:id', async (request, reply) =>
+      deleteOne(request, reply, resourceType(request, request.params.endpoint), request.params.id),
+    );
   };
 }
