@@ -1,64 +1,50 @@
 /**
- * The `scimd` command line (commander). Every command has --help, exits non-zero on failure with
- * a one-line message on stderr, and prints JSON with --json.
+ * The `scimd` command line (commander): serve, and the admin commands for tenants, clients and
+ * tokens. Every command has --help; failures exit non-zero with one line `scimd: <message>` on
+ * stderr; the admin commands print JSON with --json.
  */
-import { Command, Option } from 'commander';
-import { createApp } from '../app.ts';
+import { Command } from 'commander';
+import { registerClient } from './client.ts';
+import { errorMessage } from './output.ts';
+import { registerServe } from './serve.ts';
+import { registerTenant } from './tenant.ts';
+import { registerToken } from './token.ts';
 
-const program = new Command();
-program
-  .name('scimd')
-  .description('SCIM 2.0 provisioning server for users, groups and devices')
-  .version('0.1.0');
+function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('scimd')
+    .description('SCIM 2.0 provisioning server for users, groups and devices')
+    .version('0.1.0')
+    // Set before the subcommands are added: commander copies these settings to each of them.
+    .configureOutput({
+      outputError: (str, write) =>
+        write(
+          `scimd: ${str
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')}\n`,
+        ),
+    })
+    .addHelpText(
+      'after',
+      `
+Admin commands open the store directly (DATABASE_URL, or the embedded store in --data-dir, default
+./data), or, with --url (SCIMD_URL) and --token (SCIMD_TOKEN, SCIMD_ADMIN_TOKEN), call a running
+server's admin API. The embedded store can be opened by one process at a time: while the server
+runs, use --url.`,
+    );
+  registerServe(program);
+  registerTenant(program);
+  registerClient(program);
+  registerToken(program);
+  return program;
+}
 
-program
-  .command('serve')
-  .description('Serve the SCIM API (embedded store in ./data unless DATABASE_URL names a PostgreSQL server)')
-  .addOption(new Option('-p, --port <port>', 'TCP port').env('PORT').argParser((v) => parseInt(v, 10)))
-  .addOption(new Option('--host <host>', 'address to listen on').env('HOST'))
-  .addOption(new Option('--data-dir <dir>', 'folder of the embedded store').env('SCIMD_DATA_DIR'))
-  .addOption(new Option('--database-url <url>', 'PostgreSQL connection string').env('DATABASE_URL'))
-  .addOption(new Option('--base-url <url>', 'public base URL used in meta.location').env('SCIMD_BASE_URL'))
-  .addOption(
-    new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent').env('SCIMD_LOG_LEVEL'),
-  )
-  .option('--json', 'print the listening address as JSON')
-  .action(
-    async (opts: {
-      port?: number;
-      host?: string;
-      dataDir?: string;
-      databaseUrl?: string;
-      baseUrl?: string;
-      logLevel?: string;
-      json?: boolean;
-    }) => {
-      const app = await createApp({
-        port: opts.port,
-        host: opts.host,
-        dataDir: opts.dataDir,
-        databaseUrl: opts.databaseUrl,
-        baseUrl: opts.baseUrl,
-        logLevel: opts.logLevel,
-      });
-      const address = await app.server.listen({ port: app.config.port, host: app.config.host });
-      const info = { address, scim: `${address}/scim/v2`, store: app.db.kind };
-      if (opts.json) console.log(JSON.stringify(info));
-      else app.server.log.info(info, 'scimd listening');
-      if (!app.config.adminToken) {
-        app.server.log.warn('SCIMD_ADMIN_TOKEN is not set: every SCIM request will be refused with 401');
-      }
-      const stop = async (signal: string) => {
-        app.server.log.info({ signal }, 'shutting down');
-        await app.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
-    },
-  );
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`scimd: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.stderr.write(`scimd: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}\n`);
+    // exitCode rather than exit(): let stdout and stderr drain when they are pipes.
+    process.exitCode = 1;
+  });

@@ -1,0 +1,253 @@
+/**
+ * How an admin command reaches the tenancy data. Two modes behind one interface, answering the same
+ * view objects (the admin API returns AdminService views as JSON):
+ *   direct  opens the store itself (DATABASE_URL, or the embedded store in --data-dir), so an
+ *           operator can create tenants, clients and tokens before the first start;
+ *   remote  (--url) calls a running server's /admin/v1 with a bearer token, because the embedded
+ *           store cannot be opened by two processes at once.
+ */
+import { Command, Option } from 'commander';
+import {
+  AdminService,
+  type ClientView,
+  type NewClient,
+  type TenantView,
+  type TokenView,
+} from '../admin/service.ts';
+import { createCoreRegistry } from '../scim/schema/registry.ts';
+import type { Database } from '../store/db.ts';
+import { openDatabase } from '../store/open.ts';
+import { TenantDirectory } from '../tenancy/directory.ts';
+import type { TenantSettings } from '../tenancy/settings.ts';
+import { CliError } from './output.ts';
+
+export type IssuedToken = TokenView & { token: string };
+
+export interface AdminApi {
+  listTenants(): Promise<TenantView[]>;
+  getTenant(id: string): Promise<TenantView>;
+  createTenant(input: { id: string; name?: string; settings?: TenantSettings }): Promise<TenantView>;
+  deleteTenant(id: string): Promise<void>;
+  listClients(tenant: string): Promise<ClientView[]>;
+  createClient(tenant: string, input: NewClient): Promise<ClientView>;
+  deleteClient(tenant: string, id: string): Promise<void>;
+  issueToken(
+    tenant: string,
+    client: string,
+    input: { expiresInSeconds?: number; description?: string },
+  ): Promise<IssuedToken>;
+  /** With a client: that client's tokens (the client must exist). */
+  listTokens(tenant: string, client?: string): Promise<TokenView[]>;
+  revokeToken(tenant: string, id: string): Promise<TokenView>;
+  close(): Promise<void>;
+}
+
+/** Options every admin command accepts (see addConnectionOptions). */
+export interface ConnectionOptions {
+  url?: string;
+  token?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  json?: boolean;
+}
+
+export function addConnectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print JSON instead of text')
+    .addOption(
+      new Option('--url <base>', "call a running server's admin API at this base URL (remote mode)").env(
+        'SCIMD_URL',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--token <token>',
+        'bearer token of an admin for remote mode (default: SCIMD_TOKEN, then SCIMD_ADMIN_TOKEN)',
+      ).env('SCIMD_TOKEN'),
+    )
+    .addOption(
+      new Option('--data-dir <dir>', 'folder of the embedded store (direct mode; default ./data)').env(
+        'SCIMD_DATA_DIR',
+      ),
+    )
+    .addOption(
+      new Option('--database-url <url>', 'PostgreSQL connection string (direct mode)').env('DATABASE_URL'),
+    );
+}
+
+class DirectAdmin implements AdminApi {
+  constructor(
+    private readonly db: Database,
+    private readonly admin: AdminService,
+  ) {}
+
+  listTenants() {
+    return this.admin.listTenants();
+  }
+  getTenant(id: string) {
+    return this.admin.getTenant(id);
+  }
+  createTenant(input: { id: string; name?: string; settings?: TenantSettings }) {
+    return this.admin.createTenant(input);
+  }
+  deleteTenant(id: string) {
+    return this.admin.deleteTenant(id);
+  }
+  listClients(tenant: string) {
+    return this.admin.listClients(tenant);
+  }
+  createClient(tenant: string, input: NewClient) {
+    return this.admin.createClient(tenant, input);
+  }
+  deleteClient(tenant: string, id: string) {
+    return this.admin.deleteClient(tenant, id);
+  }
+  issueToken(tenant: string, client: string, input: { expiresInSeconds?: number; description?: string }) {
+    return this.admin.issueToken(tenant, client, input);
+  }
+  async listTokens(tenant: string, client?: string) {
+    // The admin API answers 404 for an unknown client; so does this mode.
+    if (client !== undefined) await this.admin.getClient(tenant, client);
+    return this.admin.listTokens(tenant, client);
+  }
+  revokeToken(tenant: string, id: string) {
+    return this.admin.revokeToken(tenant, id);
+  }
+  close() {
+    return this.db.close();
+  }
+}
+
+class RemoteAdmin implements AdminApi {
+  private readonly base: string;
+
+  constructor(
+    base: string,
+    private readonly token: string,
+  ) {
+    let url: URL;
+    try {
+      url = new URL(base);
+    } catch {
+      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
+    }
+    this.base = `${url.toString().replace(/\/+$/, '')}/admin/v1`;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = `${this.base}${path}`;
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.token}`,
+      accept: 'application/json',
+    };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new CliError(`cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok) {
+      const detail = (parsed as { detail?: unknown } | undefined)?.detail;
+      throw new CliError(typeof detail === 'string' ? detail : `${method} ${url}: HTTP ${res.status}`);
+    }
+    return parsed as T;
+  }
+
+  private static seg(s: string): string {
+    return encodeURIComponent(s);
+  }
+
+  async listTenants() {
+    return (await this.call<{ tenants: TenantView[] }>('GET', '/tenants')).tenants;
+  }
+  getTenant(id: string) {
+    return this.call<TenantView>('GET', `/tenants/${RemoteAdmin.seg(id)}`);
+  }
+  createTenant(input: { id: string; name?: string; settings?: TenantSettings }) {
+    return this.call<TenantView>('POST', '/tenants', input);
+  }
+  async deleteTenant(id: string) {
+    await this.call<undefined>('DELETE', `/tenants/${RemoteAdmin.seg(id)}`);
+  }
+  async listClients(tenant: string) {
+    return (await this.call<{ clients: ClientView[] }>('GET', `/tenants/${RemoteAdmin.seg(tenant)}/clients`))
+      .clients;
+  }
+  createClient(tenant: string, input: NewClient) {
+    // The API's schema wants unique scopes; the direct mode removes duplicates too.
+    return this.call<ClientView>('POST', `/tenants/${RemoteAdmin.seg(tenant)}/clients`, {
+      ...input,
+      scopes: [...new Set(input.scopes)],
+    });
+  }
+  async deleteClient(tenant: string, id: string) {
+    await this.call<undefined>(
+      'DELETE',
+      `/tenants/${RemoteAdmin.seg(tenant)}/clients/${RemoteAdmin.seg(id)}`,
+    );
+  }
+  issueToken(tenant: string, client: string, input: { expiresInSeconds?: number; description?: string }) {
+    return this.call<IssuedToken>(
+      'POST',
+      `/tenants/${RemoteAdmin.seg(tenant)}/clients/${RemoteAdmin.seg(client)}/tokens`,
+      input,
+    );
+  }
+  async listTokens(tenant: string, client?: string) {
+    const path =
+      client === undefined
+        ? `/tenants/${RemoteAdmin.seg(tenant)}/tokens`
+        : `/tenants/${RemoteAdmin.seg(tenant)}/clients/${RemoteAdmin.seg(client)}/tokens`;
+    return (await this.call<{ tokens: TokenView[] }>('GET', path)).tokens;
+  }
+  revokeToken(tenant: string, id: string) {
+    return this.call<TokenView>(
+      'DELETE',
+      `/tenants/${RemoteAdmin.seg(tenant)}/tokens/${RemoteAdmin.seg(id)}`,
+    );
+  }
+  async close() {}
+}
+
+export async function openAdmin(opts: ConnectionOptions): Promise<AdminApi> {
+  if (opts.url) {
+    const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
+    if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
+    return new RemoteAdmin(opts.url, token);
+  }
+  const registry = createCoreRegistry();
+  const db = await openDatabase(
+    { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' },
+    registry,
+  );
+  return new DirectAdmin(db, new AdminService(db, registry, new TenantDirectory(db)));
+}
+
+/** Runs one admin action and always releases the store (the embedded one must be closed cleanly). */
+export async function withAdmin<T>(
+  opts: ConnectionOptions,
+  action: (api: AdminApi) => Promise<T>,
+): Promise<T> {
+  const api = await openAdmin(opts);
+  try {
+    return await action(api);
+  } finally {
+    await api.close();
+  }
+}
