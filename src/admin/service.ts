@@ -4,9 +4,10 @@
  * access to the store). Bodies arrive validated against the JSON schemas in ./schemas.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { normalizeFingerprint } from '../auth/authenticator.ts';
+import { decodeJwt } from 'jose';
+import { normalizeFingerprint, type Credentials } from '../auth/authenticator.ts';
 import { DEFAULT_TENANT, KNOWN_SCOPE } from '../auth/scopes.ts';
-import { newTokenSecret, tokenDigest } from '../auth/tokens.ts';
+import { looksLikeJwt, newTokenSecret, tokenDigest } from '../auth/tokens.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { SchemaRegistry } from '../scim/schema/registry.ts';
 import type { Database } from '../store/db.ts';
@@ -203,6 +204,36 @@ export class AdminService {
     if (settings.jwt && !settings.jwt.jwksUri && !settings.jwt.jwks) {
       throw ScimError.badRequest('invalidValue', 'settings.jwt needs jwksUri or jwks');
     }
+  }
+
+  // ---- credentials ----
+
+  /**
+   * The tenants a credential claims to belong to, unverified: its token row, the tenants trusting
+   * its JWT issuer, or the tenants mapping its certificate. The caller authenticates it in each,
+   * so that a valid credential of another tenant can be told 403 rather than 401 on the admin API.
+   */
+  async credentialTenants(creds: Credentials): Promise<string[]> {
+    const bearer = creds.authorization ? /^Bearer\s+(\S+)\s*$/i.exec(creds.authorization)?.[1] : undefined;
+    if (bearer && looksLikeJwt(bearer)) {
+      let issuer: unknown;
+      try {
+        issuer = decodeJwt(bearer).iss;
+      } catch {
+        return [];
+      }
+      return typeof issuer === 'string' ? this.repo.tenantsByJwtIssuer(this.db, issuer) : [];
+    }
+    if (bearer) {
+      const row = await this.repo.tokenByHash(this.db, tokenDigest(bearer));
+      return row ? [row.tenant_id] : [];
+    }
+    if (creds.authorization || !creds.peerCertificate) return [];
+    return this.repo.tenantsByCertificate(
+      this.db,
+      normalizeFingerprint(creds.peerCertificate.fingerprint256),
+      creds.peerCertificate.subject,
+    );
   }
 
   // ---- clients ----

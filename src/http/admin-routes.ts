@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AdminService } from '../admin/service.ts';
-import type { Authenticator, PeerCertificate } from '../auth/authenticator.ts';
+import type { Authenticator, Credentials, PeerCertificate } from '../auth/authenticator.ts';
 import { DEFAULT_TENANT, isOperator, requireAdmin, type Principal } from '../auth/scopes.ts';
 import { ScimError } from '../scim/errors.ts';
 import { RATE_LIMIT_SCHEMA, TENANT_SETTINGS_SCHEMA, type TenantSettings } from '../tenancy/settings.ts';
@@ -86,35 +86,59 @@ type TenantParams = { Params: { tenant: string } };
 export function adminRoutes(deps: AdminRouteDeps) {
   const { admin, authenticator } = deps;
 
-  /** Authenticates for an admin action on `tenant`: its own admin, or the node operator. */
-  async function authorize(request: FastifyRequest, tenant: string): Promise<Principal> {
-    const creds = {
+  /**
+   * Authenticates a credential where it is valid: the tenant of the URL, then the default tenant
+   * (the operator), then the tenant(s) the credential itself names. A valid credential that may not
+   * do what it asks is then refused with 403; only an unknown, expired or revoked one gets 401.
+   */
+  async function authenticate(request: FastifyRequest, preferred: string): Promise<Principal> {
+    const creds: Credentials = {
       authorization: request.headers.authorization,
       peerCertificate: deps.peerCertificate(request),
     };
-    let principal: Principal;
-    try {
-      principal = await authenticator.authenticate(tenant, creds);
-    } catch (err) {
-      if (tenant === DEFAULT_TENANT) throw err;
-      // Not a credential of that tenant: it may still be the operator's.
-      principal = await authenticator.authenticate(DEFAULT_TENANT, creds);
+    const tried = new Set<string>();
+    let firstError: unknown;
+    const attempt = async (tenant: string): Promise<Principal | undefined> => {
+      tried.add(tenant);
+      try {
+        return await authenticator.authenticate(tenant, creds);
+      } catch (err) {
+        if (!(err instanceof ScimError) || err.status !== 401) throw err;
+        firstError ??= err;
+        return undefined;
+      }
+    };
+    const direct =
+      (await attempt(preferred)) ?? (tried.has(DEFAULT_TENANT) ? undefined : await attempt(DEFAULT_TENANT));
+    if (direct) return direct;
+    for (const tenant of await admin.credentialTenants(creds)) {
+      if (tried.has(tenant)) continue;
+      const p = await attempt(tenant);
+      if (p) return p;
     }
-    requireAdmin(principal, tenant);
-    request.adminPrincipal = principal;
-    return principal;
+    throw firstError;
   }
 
-  async function operator(request: FastifyRequest): Promise<Principal> {
-    const p = await authenticator.authenticate(DEFAULT_TENANT, {
-      authorization: request.headers.authorization,
-      peerCertificate: deps.peerCertificate(request),
-    });
+  /** An admin action on `tenant`: its own admin, or the node operator. */
+  async function authorize(request: FastifyRequest, tenant: string): Promise<void> {
+    const principal = await authenticate(request, tenant);
+    request.adminPrincipal = principal;
+    requireAdmin(principal, tenant);
+  }
+
+  async function operator(request: FastifyRequest): Promise<void> {
+    const p = await authenticate(request, DEFAULT_TENANT);
+    request.adminPrincipal = p;
     if (!isOperator(p))
       throw new ScimError(403, undefined, 'Only the node operator (admin of the default tenant) may do this');
-    request.adminPrincipal = p;
-    return p;
   }
+
+  // Authorization runs on request, before the body is parsed or validated: a caller without
+  // rights learns nothing from a body's validation errors.
+  const asOperator = { onRequest: (request: FastifyRequest) => operator(request) };
+  const asTenantAdmin = {
+    onRequest: (request: FastifyRequest) => authorize(request, (request.params as { tenant: string }).tenant),
+  };
 
   const json = (reply: FastifyReply, status: number, body: unknown) =>
     reply.code(status).type('application/json').send(body);
@@ -127,62 +151,55 @@ export function adminRoutes(deps: AdminRouteDeps) {
       return ScimError.badRequest('invalidValue', `${where} ${e?.message ?? 'is invalid'}`);
     });
 
-    api.get('/tenants', async (request, reply) => {
-      await operator(request);
+    api.get('/tenants', asOperator, async (_request, reply) => {
       return json(reply, 200, { tenants: await admin.listTenants() });
     });
     api.post<{ Body: { id: string; name?: string; settings?: TenantSettings } }>(
       '/tenants',
-      { schema: { body: tenantBody } },
+      { ...asOperator, schema: { body: tenantBody } },
       async (request, reply) => {
-        await operator(request);
         const t = await admin.createTenant(request.body);
         return json(reply.header('location', `/admin/v1/tenants/${t.id}`), 201, t);
       },
     );
-    api.get<TenantParams>('/tenants/:tenant', async (request, reply) => {
-      await authorize(request, request.params.tenant);
+    api.get<TenantParams>('/tenants/:tenant', asTenantAdmin, async (request, reply) => {
       return json(reply, 200, await admin.getTenant(request.params.tenant));
     });
     api.patch<TenantParams & { Body: { name?: string; settings?: TenantSettings } }>(
       '/tenants/:tenant',
-      { schema: { body: tenantPatchBody } },
+      // Settings include limits and authentication trust: only the operator changes them.
+      { ...asOperator, schema: { body: tenantPatchBody } },
       async (request, reply) => {
-        // Settings include limits and authentication trust: only the operator changes them.
-        await operator(request);
         return json(reply, 200, await admin.updateTenant(request.params.tenant, request.body));
       },
     );
-    api.delete<TenantParams>('/tenants/:tenant', async (request, reply) => {
-      await operator(request);
+    api.delete<TenantParams>('/tenants/:tenant', asOperator, async (request, reply) => {
       await admin.deleteTenant(request.params.tenant);
       return reply.code(204).send();
     });
 
-    api.get<TenantParams>('/tenants/:tenant/clients', async (request, reply) => {
-      await authorize(request, request.params.tenant);
+    api.get<TenantParams>('/tenants/:tenant/clients', asTenantAdmin, async (request, reply) => {
       return json(reply, 200, { clients: await admin.listClients(request.params.tenant) });
     });
     api.post<TenantParams & { Body: NewClient }>(
       '/tenants/:tenant/clients',
-      { schema: { body: clientBody } },
+      { ...asTenantAdmin, schema: { body: clientBody } },
       async (request, reply) => {
-        await authorize(request, request.params.tenant);
         const c = await admin.createClient(request.params.tenant, request.body);
         return json(reply.header('location', `/admin/v1/tenants/${c.tenant}/clients/${c.id}`), 201, c);
       },
     );
     api.get<{ Params: { tenant: string; client: string } }>(
       '/tenants/:tenant/clients/:client',
+      asTenantAdmin,
       async (request, reply) => {
-        await authorize(request, request.params.tenant);
         return json(reply, 200, await admin.getClient(request.params.tenant, request.params.client));
       },
     );
     api.delete<{ Params: { tenant: string; client: string } }>(
       '/tenants/:tenant/clients/:client',
+      asTenantAdmin,
       async (request, reply) => {
-        await authorize(request, request.params.tenant);
         await admin.deleteClient(request.params.tenant, request.params.client);
         return reply.code(204).send();
       },
@@ -191,30 +208,32 @@ export function adminRoutes(deps: AdminRouteDeps) {
     api.post<{
       Params: { tenant: string; client: string };
       Body: { expiresInSeconds?: number; description?: string };
-    }>('/tenants/:tenant/clients/:client/tokens', { schema: { body: tokenBody } }, async (request, reply) => {
-      await authorize(request, request.params.tenant);
-      const t = await admin.issueToken(request.params.tenant, request.params.client, request.body ?? {});
-      reply.header('cache-control', 'no-store');
-      return json(reply, 201, t);
-    });
+    }>(
+      '/tenants/:tenant/clients/:client/tokens',
+      { ...asTenantAdmin, schema: { body: tokenBody } },
+      async (request, reply) => {
+        const t = await admin.issueToken(request.params.tenant, request.params.client, request.body ?? {});
+        reply.header('cache-control', 'no-store');
+        return json(reply, 201, t);
+      },
+    );
     api.get<{ Params: { tenant: string; client: string } }>(
       '/tenants/:tenant/clients/:client/tokens',
+      asTenantAdmin,
       async (request, reply) => {
-        await authorize(request, request.params.tenant);
         await admin.getClient(request.params.tenant, request.params.client);
         return json(reply, 200, {
           tokens: await admin.listTokens(request.params.tenant, request.params.client),
         });
       },
     );
-    api.get<TenantParams>('/tenants/:tenant/tokens', async (request, reply) => {
-      await authorize(request, request.params.tenant);
+    api.get<TenantParams>('/tenants/:tenant/tokens', asTenantAdmin, async (request, reply) => {
       return json(reply, 200, { tokens: await admin.listTokens(request.params.tenant) });
     });
     api.delete<{ Params: { tenant: string; token: string } }>(
       '/tenants/:tenant/tokens/:token',
+      asTenantAdmin,
       async (request, reply) => {
-        await authorize(request, request.params.tenant);
         return json(reply, 200, await admin.revokeToken(request.params.tenant, request.params.token));
       },
     );
@@ -232,23 +251,26 @@ export function adminRoutes(deps: AdminRouteDeps) {
           count: number;
         };
       }
-    >('/tenants/:tenant/audit', { schema: { querystring: auditQuery } }, async (request, reply) => {
-      await authorize(request, request.params.tenant);
-      const q = request.query;
-      return json(
-        reply,
-        200,
-        await admin.audit(request.params.tenant, {
-          client: q.client,
-          operation: q.operation,
-          resourceType: q.resourceType,
-          resourceId: q.resourceId,
-          since: q.since ? new Date(q.since) : undefined,
-          until: q.until ? new Date(q.until) : undefined,
-          startIndex: q.startIndex,
-          count: q.count,
-        }),
-      );
-    });
+    >(
+      '/tenants/:tenant/audit',
+      { ...asTenantAdmin, schema: { querystring: auditQuery } },
+      async (request, reply) => {
+        const q = request.query;
+        return json(
+          reply,
+          200,
+          await admin.audit(request.params.tenant, {
+            client: q.client,
+            operation: q.operation,
+            resourceType: q.resourceType,
+            resourceId: q.resourceId,
+            since: q.since ? new Date(q.since) : undefined,
+            until: q.until ? new Date(q.until) : undefined,
+            startIndex: q.startIndex,
+            count: q.count,
+          }),
+        );
+      },
+    );
   };
 }

@@ -169,6 +169,24 @@ export class TenancyRepository {
     return res.rows[0];
   }
 
+  /** Tenants whose JWT settings name this issuer (where a JWT claiming it can be verified). */
+  async tenantsByJwtIssuer(q: Queryable, issuer: string): Promise<string[]> {
+    const res = await q.query<{ id: string }>(
+      `SELECT id FROM tenants WHERE settings->'jwt'->>'issuer' = $1 ORDER BY id LIMIT 20`,
+      [issuer],
+    );
+    return res.rows.map((r) => r.id);
+  }
+
+  /** Tenants with a client mapped to this certificate fingerprint or subject. */
+  async tenantsByCertificate(q: Queryable, fingerprint: string, subject: string): Promise<string[]> {
+    const res = await q.query<{ tenant_id: string }>(
+      `SELECT DISTINCT tenant_id FROM clients WHERE cert_fingerprint = $1 OR cert_subject = $2 ORDER BY tenant_id LIMIT 20`,
+      [fingerprint, subject],
+    );
+    return res.rows.map((r) => r.tenant_id);
+  }
+
   async tokens(q: Queryable, tenant: string, client?: string): Promise<TokenRow[]> {
     const res = client
       ? await q.query<TokenRow>(
