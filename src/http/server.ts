@@ -30,6 +30,18 @@ export interface ServerDeps {
   ping: () => Promise<void>;
 }
 
+/**
+ * An attribute value escaped as RFC 4514 §2.4 requires, so that a value holding "," or "+" (e.g.
+ * O="Example,CN=admin") cannot render as the subject of another certificate.
+ */
+function escapeDnValue(v: string): string {
+  return v
+    .replace(/[\\"+,;<>]/g, (c) => `\\${c}`)
+    .replace(/\0/g, '\\00')
+    .replace(/^[ #]/, (c) => `\\${c}`)
+    .replace(/ $/, '\\ ');
+}
+
 /** The verified client certificate of a TLS request, if any. */
 function peerCertificate(request: FastifyRequest): PeerCertificate | undefined {
   const socket = request.raw.socket as TLSSocket;
@@ -37,7 +49,7 @@ function peerCertificate(request: FastifyRequest): PeerCertificate | undefined {
   const cert = socket.getPeerCertificate();
   if (!cert || !cert.fingerprint256) return undefined;
   const subject = Object.entries(cert.subject ?? {})
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+    .map(([k, v]) => `${k}=${(Array.isArray(v) ? v : [v]).map(escapeDnValue).join('+')}`)
     .join(',');
   return { fingerprint256: cert.fingerprint256, subject };
 }
