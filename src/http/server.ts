@@ -49,7 +49,7 @@ function peerCertificate(request: FastifyRequest): PeerCertificate | undefined {
   const cert = socket.getPeerCertificate();
   if (!cert || !cert.fingerprint256) return undefined;
   const subject = Object.entries(cert.subject ?? {})
-    .map(([k, v]) => `${k}=${(Array.isArray(v) ? v : [v]).map(escapeDnValue).join('+')}`)
+    .map(([k, v]) => `${k}=${(Array.isArray(v) ? v : [v]).map((x) => escapeDnValue(x ?? '')).join('+')}`)
     .join(',');
   return { fingerprint256: cert.fingerprint256, subject };
 }
