@@ -4,7 +4,7 @@
  */
 import type { LimitsConfig } from '../config.ts';
 import type { JsonObject } from '../scim/json.ts';
-import type { ResourceTypeConfig, SchemaRegistry } from '../scim/schema/registry.ts';
+import { isUrnNamed, type ResourceTypeConfig, type SchemaRegistry } from '../scim/schema/registry.ts';
 import type { AttributeDefinition, SchemaDefinition } from '../scim/schema/types.ts';
 
 export const SPC_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig';
@@ -63,6 +63,10 @@ export function resourceTypeDocument(rt: ResourceTypeConfig, baseUrl: string): J
   return doc;
 }
 
+/**
+ * RFC 7643 §7 keys only: the server-side extensions of AttributeDefinition (pattern, format,
+ * strictCanonical, sensitive) are not advertised; docs/schemas.md says why.
+ */
 function attributeDocument(a: AttributeDefinition): JsonObject {
   const doc: JsonObject = {
     name: a.name,
@@ -102,12 +106,28 @@ export function listOf(resources: JsonObject[]): JsonObject {
   };
 }
 
-/** Used by registries' consumers to list the schemas actually reachable through resource types. */
-export function schemasInUse(registry: SchemaRegistry): SchemaDefinition[] {
+/**
+ * The schemas served for a set of resource types: their core schemas and extensions, plus the
+ * schemas embedded in those as URN-named attributes (the BLE pairing methods), which are schemas
+ * with URNs of their own that clients may look up.
+ */
+export function schemasServedFor(
+  registry: SchemaRegistry,
+  types: Iterable<ResourceTypeConfig>,
+): SchemaDefinition[] {
   const ids = new Set<string>();
-  for (const rt of registry.resourceTypes()) {
-    ids.add(rt.schema.toLowerCase());
-    for (const e of rt.schemaExtensions) ids.add(e.schema.toLowerCase());
+  for (const rt of types) {
+    for (const { schema } of registry.schemasOf(rt)) {
+      ids.add(schema.id.toLowerCase());
+      for (const a of schema.attributes) {
+        if (isUrnNamed(a) && registry.schema(a.name)) ids.add(a.name.toLowerCase());
+      }
+    }
   }
   return registry.schemas().filter((s) => ids.has(s.id.toLowerCase()));
+}
+
+/** Used by registries' consumers to list the schemas actually reachable through resource types. */
+export function schemasInUse(registry: SchemaRegistry): SchemaDefinition[] {
+  return schemasServedFor(registry, registry.resourceTypes());
 }

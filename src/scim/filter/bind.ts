@@ -16,6 +16,7 @@
  *    `not (x eq 1)` and `x ne 1` agree.
  */
 import { ScimError, type ScimType } from '../errors.ts';
+import { getFormat } from '../schema/formats.ts';
 import { findSubAttribute, formatAttrPath, type SchemaRegistry } from '../schema/registry.ts';
 import type { AttributeDefinition, ResourceTypeDefinition } from '../schema/types.ts';
 import type { AttrPath, BoundAttr, BoundFilter, CompareOp, Filter, FilterValue, PatchPath } from './ast.ts';
@@ -117,8 +118,23 @@ function bindCompare(op: CompareOp, named: BoundAttr, value: FilterValue, writte
     }
     default:
       if (typeof value !== 'string') fail('a string attribute compares only with a "string"');
+      if (def.format !== undefined)
+        return { op, attr, value: formatOperand(def.format, op, value as string) };
   }
   return { op, attr, value };
+}
+
+/**
+ * Stored values of an attribute with a `format` are in the format's canonical spelling, so the
+ * operand is brought into it too: whole-value operators normalise (an operand the format rejects
+ * is kept as written: no stored value can equal it, so eq is false and ne true), substring
+ * operators use the format's fragment normalisation.
+ */
+function formatOperand(name: string, op: CompareOp, value: string): string {
+  const format = getFormat(name);
+  if (!format) return value;
+  if (SUBSTRING_OPS.has(op)) return format.normalizeFragment ? format.normalizeFragment(value) : value;
+  return format.normalize(value) ?? value;
 }
 
 class Binder {
@@ -165,7 +181,12 @@ class Binder {
   }
 
   resolve(path: AttrPath): BoundAttr | undefined {
-    if (path.attr === '') invalidFilter(`Missing attribute name after schema URN "${path.uri ?? ''}"`);
+    if (path.attr === '') {
+      // A bare URN is an attribute only when it names a URN-named (embedded schema) attribute.
+      const embedded = this.registry.findAttribute(this.rt, path);
+      if (embedded) return embedded;
+      invalidFilter(`Missing attribute name after schema URN "${path.uri ?? ''}"`);
+    }
     return this.registry.findAttribute(this.rt, path) ?? this.unknown(path);
   }
 
@@ -197,7 +218,7 @@ function invalidPath(detail: string, scimType: ScimType = 'invalidPath'): never 
 
 /** The resource type's extension whose URN is `urn` (case-insensitive), if any. */
 function extensionOf(registry: SchemaRegistry, rt: ResourceTypeDefinition, urn: string): string | undefined {
-  const lower = urn.toLowerCase();
+  const lower = (registry.canonicalSchemaId(urn) ?? urn).toLowerCase();
   const ext = rt.schemaExtensions.find((e) => e.schema.toLowerCase() === lower);
   return ext ? (registry.schema(ext.schema)?.id ?? ext.schema) : undefined;
 }
@@ -234,7 +255,8 @@ export function bindPatchPath(
   const written = formatAttrPath(p);
   const bareUrn =
     p.attr === '' ? p.uri : p.uri !== undefined && p.subAttr === undefined ? `${p.uri}:${p.attr}` : undefined;
-  const attr = p.attr === '' ? undefined : registry.findAttribute(rt, p);
+  // With attr '' only a URN-named attribute (`extUrn:attrUrn`) is found; an extension URN is not.
+  const attr = registry.findAttribute(rt, p);
   if (!attr && bareUrn !== undefined) {
     const urn = extensionOf(registry, rt, bareUrn);
     if (urn !== undefined) {

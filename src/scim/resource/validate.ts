@@ -7,6 +7,7 @@
 import { ScimError } from '../errors.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from '../json.ts';
 import { findSubAttribute, type ResourceTypeConfig, type SchemaRegistry } from '../schema/registry.ts';
+import { getFormat } from '../schema/formats.ts';
 import type { AttributeDefinition, SchemaDefinition } from '../schema/types.ts';
 import { isBase64, isDateTime, isUnassigned, valueKey, valuesEqual } from './values.ts';
 
@@ -53,6 +54,65 @@ function wrongType(attr: AttributeDefinition, path: string, v: unknown): ScimErr
   );
 }
 
+const patternCache = new Map<string, RegExp>();
+
+function compiledPattern(pattern: string): RegExp {
+  let re = patternCache.get(pattern);
+  if (!re) {
+    re = new RegExp(pattern, 'u');
+    patternCache.set(pattern, re);
+  }
+  return re;
+}
+
+/**
+ * The generic per-attribute value rules beyond the RFC 7643 type: `format` (normalise or reject),
+ * `strictCanonical` (restrict to canonicalValues, canonical spelling), then `pattern` on the
+ * result. Order matters: a pattern describes the stored (normalised) form.
+ */
+function applyValueRules<T extends string | number>(
+  attr: AttributeDefinition,
+  v: T,
+  path: string,
+): string | T {
+  let out: string | T = v;
+  if (attr.format !== undefined && typeof v === 'string') {
+    const format = getFormat(attr.format);
+    const normalized = format?.normalize(v);
+    if (normalized === undefined) {
+      throw ScimError.badRequest(
+        'invalidValue',
+        `Attribute "${path}": ${JSON.stringify(v)} is not a valid ${attr.format} value${
+          format ? ` (${format.description})` : ''
+        }`,
+      );
+    }
+    out = normalized;
+  }
+  if (attr.strictCanonical && typeof out === 'string') out = strictCanonicalValue(attr, out, path);
+  if (attr.pattern !== undefined && !compiledPattern(attr.pattern).test(String(out))) {
+    throw ScimError.badRequest(
+      'invalidValue',
+      `Attribute "${path}": ${JSON.stringify(v)} does not match the pattern ${attr.pattern}`,
+    );
+  }
+  return out;
+}
+
+function strictCanonicalValue(attr: AttributeDefinition, v: string, path: string): string {
+  const allowed = attr.canonicalValues ?? [];
+  const hit = attr.caseExact
+    ? allowed.find((a) => a === v)
+    : allowed.find((a) => a.toLowerCase() === v.toLowerCase());
+  if (hit === undefined) {
+    throw ScimError.badRequest(
+      'invalidValue',
+      `Attribute "${path}": "${v}" is not one of the canonical values ${allowed.map((a) => `"${a}"`).join(', ')}`,
+    );
+  }
+  return hit;
+}
+
 function canonicalizeSimple(
   attr: AttributeDefinition,
   v: unknown,
@@ -61,7 +121,7 @@ function canonicalizeSimple(
 ): JsonValue {
   switch (attr.type) {
     case 'string':
-      if (typeof v === 'string') return v;
+      if (typeof v === 'string') return applyValueRules(attr, v, path);
       break;
     case 'boolean':
       if (typeof v === 'boolean') return v;
@@ -72,17 +132,17 @@ function canonicalizeSimple(
       }
       break;
     case 'decimal':
-      if (typeof v === 'number' && Number.isFinite(v)) return v;
+      if (typeof v === 'number' && Number.isFinite(v)) return applyValueRules(attr, v, path);
       break;
     case 'integer':
       // Beyond 2^53 the JSON parser has already rounded the number: storing it would silently change it.
-      if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+      if (typeof v === 'number' && Number.isSafeInteger(v)) return applyValueRules(attr, v, path);
       break;
     case 'dateTime':
       if (typeof v === 'string' && isDateTime(v)) return v;
       break;
     case 'reference':
-      if (typeof v === 'string' && v.length > 0) return v;
+      if (typeof v === 'string' && v.length > 0) return applyValueRules(attr, v, path);
       break;
     case 'binary':
       if (typeof v === 'string' && isBase64(v)) return v;
@@ -366,8 +426,14 @@ export function prepareWrite(
   const slots: SchemaSlot[] = registry.schemasOf(rt).map((s) => ({ ...s, values: new Map() }));
   const core = slots[0];
   const byUrn = new Map(slots.map((s) => [s.schema.id.toLowerCase(), s]));
+  // Aliases (registry.addSchemaAlias) name the same slot: accepted on input, canonical on output.
+  for (const [alias, canonical] of registry.schemaAliases()) {
+    const slot = byUrn.get(canonical.toLowerCase());
+    if (slot) byUrn.set(alias, slot);
+  }
   const externalIdDef = registry.common.find((a) => a.name === 'externalId')!;
 
+  const extensionsRead = new Set<SchemaSlot>();
   let schemasRaw: JsonValue | undefined;
   let externalId: JsonValue | undefined;
   const seen = new Set<string>();
@@ -379,6 +445,13 @@ export function prepareWrite(
     else {
       const ext = byUrn.get(lower);
       if (ext && ext.extension) {
+        if (extensionsRead.has(ext)) {
+          throw ScimError.badRequest(
+            'invalidSyntax',
+            `Extension "${ext.schema.id}" given more than once (under "${k}" and another spelling)`,
+          );
+        }
+        extensionsRead.add(ext);
         if (raw === null) return;
         if (!isJsonObject(raw)) {
           throw ScimError.badRequest(

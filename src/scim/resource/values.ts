@@ -4,6 +4,7 @@
  * same value, two externalIds are not).
  */
 import type { JsonObject, JsonValue } from '../json.ts';
+import { getFormat } from '../schema/formats.ts';
 import type { AttributeDefinition } from '../schema/types.ts';
 
 /** RFC 7643 §2.5: null, [] and (for complex) {} all mean "unassigned". */
@@ -59,7 +60,10 @@ function foldsCase(attr: AttributeDefinition): boolean {
 }
 
 function simpleKey(attr: AttributeDefinition, v: JsonValue): JsonValue {
-  return typeof v === 'string' && foldsCase(attr) ? v.toLowerCase() : v;
+  if (typeof v !== 'string') return v;
+  // Formatted values are one value in any accepted spelling (a MAC with dashes or colons).
+  const formatted = attr.format !== undefined ? (getFormat(attr.format)?.normalize(v) ?? v) : v;
+  return foldsCase(attr) ? formatted.toLowerCase() : formatted;
 }
 
 /**

@@ -14,6 +14,8 @@ import {
   USER_SCHEMA,
   userSchema,
 } from './core-schemas.ts';
+import { registerDeviceModel } from './device-schemas.ts';
+import { getFormat } from './formats.ts';
 import {
   normalizeAttribute,
   normalizeSchema,
@@ -38,23 +40,90 @@ export interface ResourceTypeConfig extends ResourceTypeDefinition {
 export class SchemaRegistry {
   private readonly schemasById = new Map<string, SchemaDefinition>();
   private readonly typesByName = new Map<string, ResourceTypeConfig>();
+  /** Lower-cased alias URN → canonical schema id (see addSchemaAlias). */
+  private readonly aliases = new Map<string, string>();
+  /** Lower-cased alias URN → the alias as registered. */
+  private readonly aliasSpellings = new Map<string, string>();
   readonly common: AttributeDefinition[] = commonAttributes.map(normalizeAttribute);
 
   addSchema(input: SchemaInput): SchemaDefinition {
     const schema = normalizeSchema(input);
+    for (const a of schema.attributes) checkAttribute(schema.id, a);
+    if (this.aliases.has(schema.id.toLowerCase())) {
+      throw new Error(`schema ${schema.id} is already registered as an alias`);
+    }
     this.schemasById.set(schema.id.toLowerCase(), schema);
     return schema;
   }
 
+  /**
+   * Accept `alias` wherever a schema URN is read (the `schemas` list, extension keys of a body,
+   * filter / PATCH / sortBy paths) as another spelling of the registered schema `canonical`.
+   * Output always uses the canonical URN. For specifications whose texts spell a URN two ways.
+   */
+  addSchemaAlias(alias: string, canonical: string): void {
+    const target = this.schemasById.get(canonical.toLowerCase());
+    if (!target) throw new Error(`schema alias ${alias}: unknown schema ${canonical}`);
+    if (this.schemasById.has(alias.toLowerCase())) {
+      throw new Error(`schema alias ${alias}: a schema with this id is registered`);
+    }
+    this.aliases.set(alias.toLowerCase(), target.id);
+    this.aliasSpellings.set(alias.toLowerCase(), alias);
+  }
+
+  /** The registered id (canonical spelling) for a schema URN or one of its aliases. */
+  canonicalSchemaId(uri: string): string | undefined {
+    const lower = uri.toLowerCase();
+    return this.schemasById.get(lower)?.id ?? this.aliases.get(lower);
+  }
+
+  /** Alias URN → canonical id, for every alias. */
+  schemaAliases(): Map<string, string> {
+    return new Map(this.aliases);
+  }
+
+  /**
+   * Adds values to the canonicalValues of a registered attribute (`path` is `attr` or
+   * `attr.sub`), e.g. a new member type for Group.members.type when a resource type can be a
+   * member. The definition is updated in place, so register before serving.
+   */
+  addCanonicalValues(schemaId: string, path: string, values: string[]): void {
+    const target = this.definitionAt(schemaId, path);
+    target.canonicalValues = union(target.canonicalValues, values);
+  }
+
+  /** Adds referenceTypes to a registered reference attribute (see addCanonicalValues). */
+  addReferenceTypes(schemaId: string, path: string, types: string[]): void {
+    const target = this.definitionAt(schemaId, path);
+    target.referenceTypes = union(target.referenceTypes, types);
+  }
+
+  private definitionAt(schemaId: string, path: string): AttributeDefinition {
+    const schema = this.schema(schemaId);
+    if (!schema) throw new Error(`unknown schema ${schemaId}`);
+    const [name, subName] = path.split('.');
+    const attr = schema.attributes.find((a) => a.name.toLowerCase() === name.toLowerCase());
+    const target = attr && subName !== undefined ? findSubAttribute(attr, subName) : attr;
+    if (!target) throw new Error(`schema ${schemaId} has no attribute ${path}`);
+    return target;
+  }
+
   addResourceType(config: ResourceTypeConfig): void {
     for (const ref of [config.schema, ...config.schemaExtensions.map((e) => e.schema)]) {
-      if (!this.schema(ref)) throw new Error(`resource type ${config.name}: unknown schema ${ref}`);
+      if (!this.schemasById.has(ref.toLowerCase())) {
+        throw new Error(`resource type ${config.name}: unknown schema ${ref}`);
+      }
     }
     this.typesByName.set(config.name.toLowerCase(), config);
   }
 
+  /** A schema by its id or an alias of it. */
   schema(id: string): SchemaDefinition | undefined {
-    return this.schemasById.get(id.toLowerCase());
+    const lower = id.toLowerCase();
+    const s = this.schemasById.get(lower);
+    if (s) return s;
+    const canonical = this.aliases.get(lower);
+    return canonical === undefined ? undefined : this.schemasById.get(canonical.toLowerCase());
   }
 
   schemas(): SchemaDefinition[] {
@@ -75,11 +144,19 @@ export class SchemaRegistry {
     return this.resourceTypes().find((rt) => rt.endpoint.toLowerCase() === e);
   }
 
-  /** Every schema URN known, longest first (so prefix matching finds the most specific one). */
+  /**
+   * Every URN a path may start with, longest first (so prefix matching finds the most specific
+   * one): schema ids, their aliases, and `schemaId:attrName` for URN-named attributes (an
+   * extension nested in an extension, e.g. a BLE pairing method), so that a parser splitting at
+   * the longest known URN yields `{ uri: "schemaId:attrName", attr: sub }` for them.
+   */
   schemaUris(): string[] {
-    return this.schemas()
-      .map((s) => s.id)
-      .sort((a, b) => b.length - a.length);
+    const out = this.schemas().map((s) => s.id);
+    out.push(...this.aliasSpellings.values());
+    for (const s of this.schemas()) {
+      for (const a of s.attributes) if (isUrnNamed(a)) out.push(`${s.id}:${a.name}`);
+    }
+    return out.sort((a, b) => b.length - a.length);
   }
 
   /** The schemas a resource type may carry: core first, then its extensions. */
@@ -94,16 +171,22 @@ export class SchemaRegistry {
   }
 
   /**
-   * Resolves a path as written (any case, with or without a schema URN) to its definition on a
-   * resource type. Returns undefined when the resource type has no such attribute; throws
-   * invalidPath-free: callers decide which error an unknown attribute is in their context.
+   * Resolves a path as written (any case, with or without a schema URN, schema aliases accepted)
+   * to its definition on a resource type. Returns undefined when the resource type has no such
+   * attribute; throws invalidPath-free: callers decide which error an unknown attribute is in
+   * their context.
+   *
+   * URN-named attributes (a schema embedded in another, like a BLE pairing method inside the BLE
+   * extension) are reached as `{ uri: "extUrn:attrUrn", attr: sub }`, `{ uri: "extUrn:attrUrn",
+   * attr: "" }` (the attribute itself) or `{ uri: "attrUrn", attr: sub }`.
    */
   findAttribute(rt: ResourceTypeDefinition, path: AttrPath): BoundAttr | undefined {
     const name = path.attr.toLowerCase();
     let found: Omit<BoundAttr, 'sub'> | undefined;
     if (path.uri) {
-      const owner = this.schemasOf(rt).find((s) => s.schema.id.toLowerCase() === path.uri!.toLowerCase());
-      if (!owner) return undefined;
+      const uri = this.canonicalSchemaId(path.uri)?.toLowerCase();
+      const owner = uri && this.schemasOf(rt).find((s) => s.schema.id.toLowerCase() === uri);
+      if (!owner) return this.findEmbedded(rt, path);
       if (!owner.extension) {
         const common = this.common.find((a) => a.name.toLowerCase() === name);
         if (common) found = { location: 'common', schema: owner.schema.id, attribute: common };
@@ -138,6 +221,30 @@ export class SchemaRegistry {
     return sub ? { ...found, sub } : undefined;
   }
 
+  /** findAttribute for a `uri` naming a URN-named attribute (with or without its schema's URN). */
+  private findEmbedded(rt: ResourceTypeDefinition, path: AttrPath): BoundAttr | undefined {
+    if (!path.uri || path.subAttr !== undefined) return undefined;
+    const uri = path.uri.toLowerCase();
+    for (const owner of this.schemasOf(rt)) {
+      const prefixes = [owner.schema.id.toLowerCase()];
+      for (const [alias, canonical] of this.aliases) if (canonical === owner.schema.id) prefixes.push(alias);
+      for (const attr of owner.schema.attributes) {
+        if (!isUrnNamed(attr)) continue;
+        const an = attr.name.toLowerCase();
+        if (uri !== an && !prefixes.some((p) => uri === `${p}:${an}`)) continue;
+        const found: BoundAttr = {
+          location: owner.extension ? 'extension' : 'core',
+          schema: owner.schema.id,
+          attribute: attr,
+        };
+        if (path.attr === '') return found;
+        const sub = findSubAttribute(attr, path.attr);
+        return sub ? { ...found, sub } : undefined;
+      }
+    }
+    return undefined;
+  }
+
   /** Like findAttribute, but an unknown attribute is a SCIM error of the given type. */
   requireAttribute(
     rt: ResourceTypeDefinition,
@@ -155,6 +262,40 @@ export class SchemaRegistry {
   }
 }
 
+function union(current: string[] | undefined, added: string[]): string[] {
+  const out = [...(current ?? [])];
+  for (const v of added) if (!out.some((c) => c.toLowerCase() === v.toLowerCase())) out.push(v);
+  return out;
+}
+
+/** A complex attribute named by a URN: an embedded schema (see findAttribute). */
+export function isUrnNamed(attr: AttributeDefinition): boolean {
+  return attr.type === 'complex' && attr.name.includes(':');
+}
+
+/** Rejects schema data the validators could not apply, when it is registered rather than on use. */
+function checkAttribute(schemaId: string, attr: AttributeDefinition, parent?: string): void {
+  const where = `schema ${schemaId}: attribute ${parent ? `${parent}.` : ''}${attr.name}`;
+  if (attr.format !== undefined) {
+    if (attr.type !== 'string') throw new Error(`${where}: format applies only to string attributes`);
+    if (!getFormat(attr.format)) throw new Error(`${where}: unknown format ${attr.format}`);
+  }
+  if (attr.pattern !== undefined) {
+    if (!['string', 'integer', 'decimal', 'reference'].includes(attr.type)) {
+      throw new Error(`${where}: pattern does not apply to ${attr.type} attributes`);
+    }
+    try {
+      new RegExp(attr.pattern, 'u');
+    } catch (err) {
+      throw new Error(`${where}: invalid pattern: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  if (attr.strictCanonical && !attr.canonicalValues?.length) {
+    throw new Error(`${where}: strictCanonical without canonicalValues`);
+  }
+  for (const sub of attr.subAttributes ?? []) checkAttribute(schemaId, sub, attr.name);
+}
+
 export function findSubAttribute(attr: AttributeDefinition, name: string): AttributeDefinition | undefined {
   const lower = name.toLowerCase();
   return attr.subAttributes?.find((s) => s.name.toLowerCase() === lower);
@@ -162,6 +303,16 @@ export function findSubAttribute(attr: AttributeDefinition, name: string): Attri
 
 export function formatAttrPath(path: AttrPath): string {
   return `${path.uri ? `${path.uri}:` : ''}${path.attr}${path.subAttr ? `.${path.subAttr}` : ''}`;
+}
+
+/**
+ * The registry with the RFC 7643 resource types and the IETF device model (Device, EndpointApp):
+ * what the server serves by default.
+ */
+export function createDefaultRegistry(): SchemaRegistry {
+  const registry = createCoreRegistry();
+  registerDeviceModel(registry);
+  return registry;
 }
 
 /** The registry with the RFC 7643 resource types: User (with the Enterprise extension) and Group. */

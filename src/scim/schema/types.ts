@@ -21,6 +21,34 @@ export interface AttributeDefinition {
   canonicalValues?: string[];
   referenceTypes?: string[];
   subAttributes?: AttributeDefinition[];
+  /*
+   * Server-side extensions of the RFC 7643 attribute model. None of them is served in /Schemas
+   * (RFC 7643 §7 defines the schema representation; clients would not know these keys), see
+   * docs/schemas.md.
+   */
+  /**
+   * A regular expression (JavaScript syntax, `u` flag, not implicitly anchored: write ^...$) that
+   * every value must match; for integer and decimal attributes it is matched against the JSON
+   * number text. Checked after `format` normalisation. A mismatch is 400 invalidValue.
+   */
+  pattern?: string;
+  /**
+   * The name of a value format (src/scim/schema/formats.ts) for string attributes: values are
+   * stored in the format's canonical spelling, and filter operands are normalised the same way.
+   * An invalid value is 400 invalidValue.
+   */
+  format?: string;
+  /**
+   * Restrict values to `canonicalValues` (RFC 7643 §7 lets a server do so). Off by default because
+   * identity providers send their own `type` labels; for values a specification fixes. A matching
+   * value is stored in its canonical spelling when the attribute is not caseExact.
+   */
+  strictCanonical?: boolean;
+  /**
+   * The value is a secret (keys, vouchers): consumers hide it from clients without the secrets
+   * scope and keep it out of logs. Validation and storage treat it like any other value.
+   */
+  sensitive?: boolean;
 }
 
 /** An attribute as written in a schema file: everything but the name may fall back to RFC defaults. */
@@ -70,8 +98,13 @@ export function normalizeAttribute(input: AttributeInput): AttributeDefinition {
     returned: input.returned ?? 'default',
     uniqueness: input.uniqueness ?? 'none',
   };
-  if (input.canonicalValues) attr.canonicalValues = input.canonicalValues;
-  if (input.referenceTypes) attr.referenceTypes = input.referenceTypes;
+  // Copies: registries may extend canonicalValues (addCanonicalValues) without touching the input.
+  if (input.canonicalValues) attr.canonicalValues = [...input.canonicalValues];
+  if (input.referenceTypes) attr.referenceTypes = [...input.referenceTypes];
+  if (input.pattern !== undefined) attr.pattern = input.pattern;
+  if (input.format !== undefined) attr.format = input.format;
+  if (input.strictCanonical) attr.strictCanonical = true;
+  if (input.sensitive) attr.sensitive = true;
   if (type === 'complex') attr.subAttributes = (input.subAttributes ?? []).map(normalizeAttribute);
   return attr;
 }
