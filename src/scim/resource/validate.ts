@@ -340,6 +340,8 @@ interface SchemaSlot {
   required: boolean;
   /** Canonical attribute values found in the input, by canonical name. */
   values: Map<string, JsonValue>;
+  /** The body held an object for this extension (even one whose values are all unassigned). */
+  given?: boolean;
 }
 
 function readAttributes(
@@ -453,6 +455,7 @@ export function prepareWrite(
         }
         extensionsRead.add(ext);
         if (raw === null) return;
+        ext.given = true;
         if (!isJsonObject(raw)) {
           throw ScimError.badRequest(
             'invalidValue',
@@ -506,7 +509,9 @@ export function prepareWrite(
           `Extension "${slot.schema.id}" is required for resource type ${rt.name}`,
         );
       }
-      continue;
+      // An extension object sent without its required attributes (an Ethernet MAB device without
+      // its MAC) is an error, not an absent extension; null or no object at all is absent.
+      if (!slot.given) continue;
     }
     const prefix = slot.extension ? `${slot.schema.id}:` : '';
     for (const attr of slot.schema.attributes) {

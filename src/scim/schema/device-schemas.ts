@@ -293,11 +293,10 @@ export const fdoSchema: SchemaInput = {
   name: 'FDOExtension',
   description: 'FIDO Device Onboard device extension.',
   attributes: [
-    str('fdoVoucher', 'The FDO ownership voucher.', {
-      required: true,
-      uniqueness: 'server',
-      sensitive: true,
-    }),
+    // "Manufacturer"-unique in the draft, but not server-unique here: the store enforces uniqueness
+    // with a btree index on the value, and PostgreSQL refuses index entries over 2704 bytes, which
+    // real vouchers (with their certificate chains) exceed. Needs a hash-based index first.
+    str('fdoVoucher', 'The FDO ownership voucher.', { required: true, sensitive: true }),
   ],
 };
 
