@@ -606,7 +606,7 @@ describe('device model: filters on formatted values', () => {
 });
 
 describe('device model: PATCH and PUT of nested pairing methods', () => {
-  const existing = { ...createDevice(example('SCIM_device_ble_object_v1.json')), id: 'd1' };
+  const existing: JsonObject = { ...createDevice(example('SCIM_device_ble_object_v1.json')), id: 'd1' };
   const patch = (ops: PatchOperation[]) => applyPatch(registry, DEVICE, existing, ops).resource;
   const bleOf = (r: JsonObject) => r[BLE_SCHEMA] as JsonObject;
 
