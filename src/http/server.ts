@@ -72,7 +72,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logger:
       config.logLevel === 'silent'
         ? false
-        : { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+        : {
+            level: config.logLevel,
+            redact: ['req.headers.authorization', 'req.headers.cookie'],
+            // Query strings can carry personal data (filter=userName eq "…") or a misplaced token: log paths only.
+            serializers: {
+              req: (req: { method: string; url: string; ip?: string }) => ({
+                method: req.method,
+                url: req.url.split('?')[0],
+                remoteAddress: req.ip,
+              }),
+            },
+          },
     bodyLimit,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
