@@ -277,6 +277,21 @@ describe('device model: the draft examples', () => {
     });
   });
 
+  test('FDO: the alias works in attributes / excludedAttributes paths', () => {
+    const res: JsonObject = { ...createDevice(example('SCIM_device_fdo_object.json')), id: 'd3' };
+    assert.deepEqual(project(registry, DEVICE, res, { attributes: [`${FDO_ALIAS}:fdoVoucher`] }), {
+      schemas: res.schemas,
+      id: 'd3',
+      [FDO_SCHEMA]: { fdoVoucher: '{... voucher ...}' },
+    });
+    assert.deepEqual(project(registry, DEVICE, res, { excludedAttributes: [`${FDO_ALIAS}:fdoVoucher`] }), {
+      schemas: res.schemas,
+      id: 'd3',
+      displayName: 'Some random Ethernet Device',
+      active: true,
+    });
+  });
+
   test('FDO: the same extension under both spellings is rejected', () => {
     rejects(
       () =>
