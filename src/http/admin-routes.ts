@@ -21,7 +21,39 @@ export interface AdminRouteDeps {
 declare module 'fastify' {
   interface FastifyRequest {
     adminPrincipal?: Principal;
+    /** The admin body as sent, before schema validation. */
+    adminBodySent?: unknown;
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Where schema validation altered a body. Fastify's validator removes properties a schema does
+ * not allow and coerces values to the schema's types (removeAdditional, coerceTypes) instead of
+ * failing: a settings typo would silently replace a tenant's settings with {}, `"scopes": "admin"`
+ * would become ["admin"]. Admin bodies must be exactly what their schema describes.
+ */
+function alteration(sent: unknown, validated: unknown, path: string): string | undefined {
+  if (isObject(sent)) {
+    if (!isObject(validated)) return `${path} has the wrong type`;
+    for (const [k, v] of Object.entries(sent)) {
+      if (!Object.hasOwn(validated, k)) return `${path}/${k} is not an allowed property`;
+      const found = alteration(v, validated[k], `${path}/${k}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  if (Array.isArray(sent)) {
+    if (!Array.isArray(validated) || validated.length !== sent.length) return `${path} has the wrong type`;
+    for (let i = 0; i < sent.length; i++) {
+      const found = alteration(sent[i], validated[i], `${path}/${i}`);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  return Object.is(sent, validated) ? undefined : `${path} has the wrong type`;
 }
 
 const tenantBody = {
@@ -149,6 +181,14 @@ export function adminRoutes(deps: AdminRouteDeps) {
       const e = errors[0];
       const where = e?.instancePath ? `${dataVar}${e.instancePath}` : dataVar;
       return ScimError.badRequest('invalidValue', `${where} ${e?.message ?? 'is invalid'}`);
+    });
+    api.addHook('preValidation', async (request) => {
+      if (request.body !== undefined) request.adminBodySent = structuredClone(request.body);
+    });
+    api.addHook('preHandler', async (request) => {
+      if (request.adminBodySent === undefined) return;
+      const found = alteration(request.adminBodySent, request.body, 'body');
+      if (found) throw ScimError.badRequest('invalidValue', found);
     });
 
     api.get('/tenants', asOperator, async (_request, reply) => {
