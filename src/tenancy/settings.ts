@@ -112,5 +112,8 @@ export function effectiveLimits(node: LimitsConfig, settings: TenantSettings): L
   // The node refuses larger bodies before it knows the tenant: a tenant can only lower these.
   merged.maxBodySize = Math.min(merged.maxBodySize, node.maxBodySize);
   merged.bulkMaxPayloadSize = Math.min(merged.bulkMaxPayloadSize, node.bulkMaxPayloadSize);
+  // A tenant's maxPageSize may be below the node's defaultPageSize: the default page must fit
+  // (both are advertised in /ServiceProviderConfig).
+  merged.defaultPageSize = Math.min(merged.defaultPageSize, merged.maxPageSize, merged.filterMaxResults);
   return merged;
 }
