@@ -1,6 +1,6 @@
 /**
  * A server under load, in its own process so that it and the load generator each get a core.
- * argv[2] is a JSON ServerSpec. Prints `LISTENING <port>` once it accepts connections, and shuts
+ * BENCH_SERVER_SPEC is a JSON ServerSpec. Prints `LISTENING <port>` once it accepts connections, and shuts
  * down cleanly on SIGTERM (the PGlite folder must be closed before the parent removes it).
  */
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -10,7 +10,7 @@ export type ServerSpec =
   { kind: 'hello' } | { kind: 'scimd'; adminToken: string; dataDir?: string; databaseUrl?: string };
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec;
+  const spec = JSON.parse(process.env.BENCH_SERVER_SPEC ?? '{}') as ServerSpec;
   let server: FastifyInstance;
   let close: () => Promise<void>;
   if (spec.kind === 'hello') {

@@ -16,8 +16,10 @@ export interface ServerChild {
 }
 
 export async function startServer(spec: ServerSpec, timeoutMs = 60_000): Promise<ServerChild> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_SCRIPT, JSON.stringify(spec)], {
+  // The spec (with the bearer token) goes through the environment, not argv, to stay out of `ps`.
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_SCRIPT], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, BENCH_SERVER_SPEC: JSON.stringify(spec) },
   });
   running.add(child);
   child.on('exit', () => running.delete(child));

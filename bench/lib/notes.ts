@@ -56,7 +56,10 @@ function memberAdd(rs: StoreResult[]): string {
     return (
       `- ${STORE[r.kind]}: in-process, one add to the ${fmtInt(r.bigMembers)}-member group took ${fmt(big?.totalMs ?? NaN)} ms; ` +
       `the member read returned ${fmtInt(read?.rows ?? NaN)} rows in ${fmt(read?.ms ?? NaN)} ms, and ` +
-      `${fmt((big?.totalMs ?? NaN) - sqlMs)} ms went outside SQL (mostly turning those rows into member values).`
+      `${fmt((big?.totalMs ?? NaN) - sqlMs)} ms went outside SQL (mostly turning those rows into member values)` +
+      (big?.plan?.includes('external merge')
+        ? '; the ORDER BY of that read spills to disk (`Sort Method: external merge`, work_mem exceeded).'
+        : '.')
     );
   });
   return [
@@ -137,6 +140,14 @@ export function observations(rs: StoreResult[]): string {
     'though only 100 rows are returned. The plans are in the appendix. An expression index over lowercased',
     'email values (or a side table of emails), and skipping or capping the count, would make these index lookups.',
     '',
-    'The cursor walk also runs that `count(*)` on every page (100 times over all Users for one walk).',
+    'The cursor walk also runs that `count(*)` on every page (once per 1,000 Users, over all Users).',
+    ...rs
+      .filter((r) => findProfile(r, 'GET /Users?cursor')?.plan?.includes('Seq Scan on group_members'))
+      .map(
+        (r) =>
+          `On ${STORE[r.kind]} the groups of a 1,000-user page (\`repo.groupsOf\`, \`member_id = ANY($2)\` with 1,000 ids) ` +
+          'is planned as a sequential scan of `group_members` rather than 1,000 probes of `group_members_member` ' +
+          `(${fmt(findProfile(r, 'GET /Users?cursor')!.slowest!.ms)} ms of the page; plan in the appendix).`,
+      ),
   ].join('\n');
 }

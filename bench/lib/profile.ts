@@ -63,7 +63,8 @@ export function instrument(db: Database): Recorder {
 
 export async function explain(q: Queryable, stmt: Statement): Promise<string> {
   const res = await q.query<Record<string, string>>(`EXPLAIN ANALYZE ${stmt.sql}`, stmt.params);
-  return res.rows.map((r) => Object.values(r)[0]).join('\n');
+  // Plans inline the parameters: a 1,000-id array would fill pages.
+  return res.rows.map((r) => oneLine(String(Object.values(r)[0]), 300, false)).join('\n');
 }
 
 /**
@@ -94,7 +95,7 @@ export async function profile(
 }
 
 /** One line of SQL for a table cell: whitespace collapsed, long statements cut. */
-export function oneLine(sql: string, max = 220): string {
-  const s = sql.replace(/\s+/g, ' ').trim();
+export function oneLine(sql: string, max = 220, collapse = true): string {
+  const s = collapse ? sql.replace(/\s+/g, ' ').trim() : sql.trimEnd();
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }

@@ -185,6 +185,8 @@ export function markdown(d: DocInput): string {
     'The load generator (autocannon, in the benchmark process), the server under test (a child',
     'process) and the PostgreSQL server share these cores; on a 2-core machine they compete, which',
     'lowers the throughput figures of scimd more than those of hello-world (which needs no database).',
+    'The machine may also be shared with other work (the load averages under each store tell), so',
+    'figures vary between runs, the disk-bound ones (commits: Bulk, PATCH) most.',
     '',
     '## How to run',
     '',
@@ -240,7 +242,8 @@ export function markdown(d: DocInput): string {
       `### ${STORE_NAME[r.kind]}`,
       '',
       `Engine: ${r.engineVersion.split(',')[0]}. Data loaded in ${fmt(r.data.loadSeconds, 1)} s (${fmtInt(r.data.users)} users,`,
-      `${fmtInt(r.data.groups)} groups, ${fmtInt(r.data.memberships)} memberships), VACUUM ANALYZE ${fmt(r.data.analyzeSeconds, 1)} s.`,
+      `${fmtInt(r.data.groups)} groups, ${fmtInt(r.data.memberships)} memberships), VACUUM ANALYZE and CHECKPOINT ${fmt(r.data.analyzeSeconds, 1)} s.`,
+      `1-minute load average when the measurements began and ended: ${fmt(r.loadAverage[0])} and ${fmt(r.loadAverage[1])}.`,
       '',
       table(
         [

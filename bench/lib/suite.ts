@@ -3,6 +3,7 @@
  * stop it, then profile the measured operations in-process on the same data.
  */
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { createApp, type App } from '../../src/app.ts';
 import type { JsonObject } from '../../src/scim/json.ts';
 import { createCoreRegistry } from '../../src/scim/schema/registry.ts';
@@ -77,6 +78,8 @@ export interface StoreResult {
   bigMembers: number;
   profiles: Profile[];
   micro: Micro;
+  /** 1-minute load average when the measurements started and ended (the machine may be shared). */
+  loadAverage: [number, number];
 }
 
 /** Per-transaction costs, in-process (no HTTP): the floor under every request and Bulk operation. */
@@ -135,6 +138,7 @@ export async function runStore(
   const measure = { connections: s.connections, warmupSeconds: s.warmupSeconds, seconds: s.seconds };
 
   // ---- (a) throughput next to hello-world ----
+  const loadBefore = os.loadavg()[0];
   log(`[${target.kind}] (a) hello-world baseline`);
   const hello = await startServer({ kind: 'hello' });
   let helloResult: LoadResult;
@@ -152,7 +156,7 @@ export async function runStore(
 
   const server = await startServer({ kind: 'scimd', adminToken: token, ...storeOpts });
   const client = new Client(server.port, token);
-  let result: Omit<StoreResult, 'profiles' | 'micro'>;
+  let result: Omit<StoreResult, 'profiles' | 'micro' | 'loadAverage'>;
   try {
     // A wrong answer must not pass for a fast one: check each kind of request once before loading it.
     const probe = json((await client.expect('GET', `/scim/v2/Users/${userIds[0]}`, 200)).body);
@@ -336,6 +340,7 @@ export async function runStore(
       smallMembers,
       bigMembers,
     };
+    const loadAverage: [number, number] = [loadBefore, os.loadavg()[0]];
     log(`[${target.kind}] stopping the server`);
     client.close();
     await server.stop();
@@ -363,7 +368,7 @@ export async function runStore(
         big: bigMembers,
       });
       const micro = await microBenchmarks(app, ctx, recorder);
-      return { ...result, profiles, micro };
+      return { ...result, profiles, micro, loadAverage };
     } finally {
       await app.close();
     }
