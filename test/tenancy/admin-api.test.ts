@@ -350,10 +350,29 @@ describe('clients', () => {
     expectStatus(show, 200, 'show');
     assert.equal(show.body.name, 'HR system');
 
+    const hrToken = (await t.app.admin.issueToken('alpha', 'hr-system')).token;
+    expectStatus(
+      await t.request('GET', `${scim('alpha')}/Users`, { token: hrToken }),
+      200,
+      'client token works',
+    );
     expectStatus(
       await t.request('DELETE', `${ADMIN}/tenants/alpha/clients/hr-system`, { token: alphaAdmin }),
       204,
       'delete',
+    );
+    // Its tokens go with it.
+    expectError(
+      await t.request('GET', `${scim('alpha')}/Users`, { token: hrToken }),
+      401,
+      'token of a deleted client',
+    );
+    assert.equal(
+      await count('SELECT count(*) AS n FROM tokens WHERE tenant_id = $1 AND client_id = $2', [
+        'alpha',
+        'hr-system',
+      ]),
+      0,
     );
     expectError(
       await t.request('GET', `${ADMIN}/tenants/alpha/clients/hr-system`, { token: alphaAdmin }),
