@@ -6,6 +6,8 @@
  *   remote  (--url) calls a running server's /admin/v1 with a bearer token, because the embedded
  *           store cannot be opened by two processes at once.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import {
   AdminService,
@@ -231,11 +233,17 @@ export async function openAdmin(opts: ConnectionOptions): Promise<AdminApi> {
     if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
     return new RemoteAdmin(opts.url, token);
   }
+  const dataDir = opts.dataDir ?? './data';
+  // PGlite keeps postmaster.pid while the store is open and has no lock of its own: a second
+  // process writing the same files would corrupt them.
+  if (!opts.databaseUrl && existsSync(join(dataDir, 'postmaster.pid'))) {
+    throw new CliError(
+      `the embedded store in ${dataDir} is open in another process: while scimd serve runs, use --url and --token ` +
+        `(if no process uses it, e.g. after a crash, remove ${join(dataDir, 'postmaster.pid')})`,
+    );
+  }
   const registry = createCoreRegistry();
-  const db = await openDatabase(
-    { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' },
-    registry,
-  );
+  const db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir }, registry);
   return new DirectAdmin(db, new AdminService(db, registry, new TenantDirectory(db)));
 }
 

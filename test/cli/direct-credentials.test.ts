@@ -13,7 +13,7 @@ describe(
   'scimd client and token commands; the issued token works with scimd serve, direct mode',
   { concurrency: true },
   () => {
-    test('embedded store in SCIMD_DATA_DIR (DATABASE_URL unset)', { timeout: 120_000 }, async () => {
+    test('embedded store in SCIMD_DATA_DIR (DATABASE_URL unset)', { timeout: 300_000 }, async () => {
       const dataDir = mkdtempSync(join(tmpdir(), 'scimd-cli-'));
       try {
         await credentialScenario(cleanEnv({ SCIMD_DATA_DIR: dataDir }));
@@ -23,7 +23,7 @@ describe(
     });
 
     if (process.env.DATABASE_URL) {
-      test('PostgreSQL: a scratch database on the DATABASE_URL server', { timeout: 120_000 }, async () => {
+      test('PostgreSQL: a scratch database on the DATABASE_URL server', { timeout: 300_000 }, async () => {
         const db = (await scratchDatabase())!;
         try {
           await credentialScenario(cleanEnv({ DATABASE_URL: db.url }));

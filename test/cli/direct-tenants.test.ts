@@ -10,7 +10,7 @@ import { cleanEnv, scratchDatabase } from './run.ts';
 import { tenantScenario } from './scenarios.ts';
 
 describe('scimd tenant create/list/show/delete, direct mode', { concurrency: true }, () => {
-  test('embedded store in SCIMD_DATA_DIR (DATABASE_URL unset)', { timeout: 120_000 }, async () => {
+  test('embedded store in SCIMD_DATA_DIR (DATABASE_URL unset)', { timeout: 300_000 }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'scimd-cli-'));
     try {
       await tenantScenario(cleanEnv({ SCIMD_DATA_DIR: dataDir }));
@@ -20,7 +20,7 @@ describe('scimd tenant create/list/show/delete, direct mode', { concurrency: tru
   });
 
   if (process.env.DATABASE_URL) {
-    test('PostgreSQL: a scratch database on the DATABASE_URL server', { timeout: 120_000 }, async () => {
+    test('PostgreSQL: a scratch database on the DATABASE_URL server', { timeout: 300_000 }, async () => {
       const db = (await scratchDatabase())!;
       try {
         await tenantScenario(cleanEnv({ DATABASE_URL: db.url }));

@@ -120,5 +120,19 @@ test(
     } finally {
       rmSync(settingsFile, { force: true });
     }
+
+    // An embedded store that another process (a running server) holds open is not opened again.
+    const busy = mkdtempSync(join(tmpdir(), 'scimd-cli-busy-'));
+    try {
+      writeFileSync(join(busy, 'postmaster.pid'), '-42\n');
+      failed(
+        await scimd(['tenant', 'list', '--data-dir', busy], env),
+        `the embedded store in ${busy} is open in another process: while scimd serve runs, use --url and --token ` +
+          `(if no process uses it, e.g. after a crash, remove ${join(busy, 'postmaster.pid')})`,
+      );
+      assert.deepEqual(readdirSync(busy), ['postmaster.pid']);
+    } finally {
+      rmSync(busy, { recursive: true, force: true });
+    }
   },
 );

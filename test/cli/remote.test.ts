@@ -217,7 +217,7 @@ function httpsGet(url: string, opts: { token?: string; cert?: string }): Promise
 
 test(
   'scimd serve --tls-cert --tls-key --tls-client-ca --rate-limit; a client certificate client created remotely over HTTPS',
-  { timeout: 120_000 },
+  { timeout: 300_000 },
   async () => {
     const scratch = await scratchDatabase();
     const dataDir = scratch ? undefined : mkdtempSync(join(tmpdir(), 'scimd-cli-tls-'));
