@@ -64,7 +64,7 @@ export function addConnectionOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--token <token>',
-        'bearer token of an admin for remote mode (default: SCIMD_TOKEN, then SCIMD_ADMIN_TOKEN)',
+        'bearer token of an admin, remote mode (falls back to SCIMD_ADMIN_TOKEN)',
       ).env('SCIMD_TOKEN'),
     )
     .addOption(

@@ -31,7 +31,7 @@ const COMMANDS = [
   ['token', 'revoke'],
 ];
 
-test('--help of every command exits 0 and shows its usage', { timeout: 60_000 }, async () => {
+test('--help of every command exits 0 and shows its usage', { timeout: 120_000 }, async () => {
   const runs = await Promise.all(COMMANDS.map((c) => scimd([...c, '--help'], env)));
   runs.forEach((r, i) => {
     const out = ok(r);
@@ -63,7 +63,7 @@ test('--help of every command exits 0 and shows its usage', { timeout: 60_000 },
 
 test(
   'usage errors exit non-zero with one line on stderr, before opening a store',
-  { timeout: 60_000 },
+  { timeout: 120_000 },
   async () => {
     const settingsFile = join(tmpdir(), `scimd-cli-settings-${process.pid}.json`);
     writeFileSync(settingsFile, '{"limits": {"maxPageSize": "many"}}');

@@ -44,7 +44,7 @@ describe('remote mode against a server started in the test process', () => {
 
   test(
     'tenants: create (flags), duplicate, invalid id, list, show, delete',
-    { timeout: 60_000 },
+    { timeout: 120_000 },
     async () => {
       const bare = cleanEnv();
       const created = parsed(
@@ -80,7 +80,7 @@ describe('remote mode against a server started in the test process', () => {
 
   test(
     'clients and tokens: same views as AdminService; token works, then is revoked',
-    { timeout: 60_000 },
+    { timeout: 120_000 },
     async () => {
       await app.admin.createTenant({ id: 'initech' });
       const client = parsed(
@@ -162,7 +162,7 @@ describe('remote mode against a server started in the test process', () => {
     },
   );
 
-  test('credentials and connection failures', { timeout: 60_000 }, async () => {
+  test('credentials and connection failures', { timeout: 120_000 }, async () => {
     // A port nobody listens on: one just released.
     const probe = createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
