@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type AppConfig } from './config.ts';
 import { buildServer } from './http/server.ts';
-import { createCoreRegistry, type SchemaRegistry } from './scim/schema/registry.ts';
+import { createDefaultRegistry, type SchemaRegistry } from './scim/schema/registry.ts';
 import { CursorCodec } from './service/cursor.ts';
 import { ResourceService } from './service/resources.ts';
 import type { Database } from './store/db.ts';
@@ -36,7 +36,7 @@ async function serverSecret(db: Database, name: string): Promise<string> {
 
 export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App> {
   const config = loadConfig(overrides);
-  const registry = createCoreRegistry();
+  const registry = createDefaultRegistry();
   const db = await openDatabase(config, registry);
   const cursors = new CursorCodec(await serverSecret(db, 'cursor'));
   const service = new ResourceService(db, registry, cursors);

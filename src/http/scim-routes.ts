@@ -14,7 +14,7 @@ import { parseBulkRequest, runBulk } from '../service/bulk.ts';
 import type { RequestContext, ResourceResult, ResourceService } from '../service/resources.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
 import { effectiveLimits } from '../tenancy/settings.ts';
-import { listOf, resourceTypeDocument, schemaDocument, serviceProviderConfig } from './discovery.ts';
+import { listOf, resourceTypeDocument, schemaDocument, schemasServedFor, serviceProviderConfig } from './discovery.ts';
 import { SCIM_MEDIA_TYPE } from './errors.ts';
 import {
   listParamsFromQuery,
@@ -206,14 +206,7 @@ export function scimRoutes(deps: ScimRouteDeps) {
       if (!rt) throw ScimError.notFound(`No resource type ${request.params.id}`);
       return sendScim(reply, 200, resourceTypeDocument(rt, state(request).baseUrl));
     });
-    const schemasServed = (request: FastifyRequest) => {
-      const ids = new Set<string>();
-      for (const rt of state(request).types) {
-        ids.add(rt.schema.toLowerCase());
-        for (const e of rt.schemaExtensions) ids.add(e.schema.toLowerCase());
-      }
-      return registry.schemas().filter((s) => ids.has(s.id.toLowerCase()));
-    };
+    const schemasServed = (request: FastifyRequest) => schemasServedFor(registry, state(request).types);
     scim.get('/Schemas', async (request, reply) => {
       noFilter(request);
       const base = state(request).baseUrl;
