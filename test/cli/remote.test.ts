@@ -191,19 +191,15 @@ describe('remote mode against a server started in the test process', () => {
 
 const TLS = 'test/fixtures/tls';
 
-function httpsGet(url: string, opts: { token?: string; cert?: string }): Promise<number> {
+/** GET over HTTPS trusting the test CA, authenticated by a client certificate of the fixtures. */
+function httpsGet(url: string, cert: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       url,
       {
         ca: readFileSync(join(TLS, 'ca.crt')),
-        ...(opts.cert
-          ? {
-              cert: readFileSync(join(TLS, `${opts.cert}.crt`)),
-              key: readFileSync(join(TLS, `${opts.cert}.key`)),
-            }
-          : {}),
-        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+        cert: readFileSync(join(TLS, `${cert}.crt`)),
+        key: readFileSync(join(TLS, `${cert}.key`)),
       },
       (res) => {
         res.resume();
@@ -264,9 +260,9 @@ test(
       assert.equal(created.certFingerprint, fingerprint.replace(/:/g, '').toLowerCase());
 
       const users = `${server.address}/scim/v2/Users`;
-      assert.equal(await httpsGet(users, { cert: 'client-a' }), 200);
+      // The certificate's client alone uses its bucket of the node-wide limit (3 a minute).
       const statuses = [];
-      for (let i = 0; i < 4; i++) statuses.push(await httpsGet(users, { token: ADMIN }));
+      for (let i = 0; i < 4; i++) statuses.push(await httpsGet(users, 'client-a'));
       assert.deepEqual(statuses, [200, 200, 200, 429]);
     } finally {
       await server.stop();
