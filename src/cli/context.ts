@@ -16,7 +16,7 @@ import {
   type TenantView,
   type TokenView,
 } from '../admin/service.ts';
-import { createCoreRegistry } from '../scim/schema/registry.ts';
+import { createDefaultRegistry } from '../scim/schema/registry.ts';
 import type { Database } from '../store/db.ts';
 import { openDatabase } from '../store/open.ts';
 import { TenantDirectory } from '../tenancy/directory.ts';
@@ -242,7 +242,7 @@ export async function openAdmin(opts: ConnectionOptions): Promise<AdminApi> {
         `(if no process uses it, e.g. after a crash, remove ${join(dataDir, 'postmaster.pid')})`,
     );
   }
-  const registry = createCoreRegistry();
+  const registry = createDefaultRegistry();
   const db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir }, registry);
   return new DirectAdmin(db, new AdminService(db, registry, new TenantDirectory(db)));
 }

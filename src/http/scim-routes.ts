@@ -11,10 +11,16 @@ import type { AppConfig, LimitsConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { ResourceTypeConfig } from '../scim/schema/registry.ts';
 import { parseBulkRequest, runBulk } from '../service/bulk.ts';
-import type { RequestContext, ResourceResult, ResourceService } from '../service/resources.ts';
+import type { Projection, RequestContext, ResourceResult, ResourceService } from '../service/resources.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
 import { effectiveLimits } from '../tenancy/settings.ts';
-import { listOf, resourceTypeDocument, schemaDocument, schemasServedFor, serviceProviderConfig } from './discovery.ts';
+import {
+  listOf,
+  resourceTypeDocument,
+  schemaDocument,
+  schemasServedFor,
+  serviceProviderConfig,
+} from './discovery.ts';
 import { SCIM_MEDIA_TYPE } from './errors.ts';
 import {
   listParamsFromQuery,
@@ -93,6 +99,14 @@ export function scimRoutes(deps: ScimRouteDeps) {
     };
     const sendScim = (reply: FastifyReply, status: number, body: unknown) =>
       reply.code(status).type(SCIM_MEDIA_TYPE).send(body);
+    /**
+     * What a write answers with: the resource, projected as asked — but a client that may write a
+     * type without reading it gets only its id and meta (a write must not become a way to read).
+     */
+    const writeProjection = (request: FastifyRequest, rt: ResourceTypeConfig): Projection =>
+      canRead(principal(request), rt.name)
+        ? projectionFromQuery(request.query as Query)
+        : { attributes: ['id', 'meta'] };
     const sendResource = (reply: FastifyReply, status: number, res: ResourceResult) => {
       reply.header('etag', res.etag);
       if (status === 201) reply.header('location', res.location);
@@ -152,7 +166,7 @@ export function scimRoutes(deps: ScimRouteDeps) {
     ) {
       requireWrite(principal(request), rt.name);
       checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
-      const projection = projectionFromQuery(request.query as Query);
+      const projection = writeProjection(request, rt);
       const ifMatch = request.headers['if-match'];
       const ctx = context(request);
       if (method === 'PUT') {
@@ -310,12 +324,7 @@ export function scimRoutes(deps: ScimRouteDeps) {
       const rt = resourceType(request, request.params.endpoint);
       requireWrite(principal(request), rt.name);
       checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
-      const res = await service.create(
-        context(request),
-        rt,
-        request.body,
-        projectionFromQuery(request.query as Query),
-      );
+      const res = await service.create(context(request), rt, request.body, writeProjection(request, rt));
       return sendResource(reply, 201, res);
     });
     type ById = { Params: { endpoint: string; id: string } };

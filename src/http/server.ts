@@ -157,7 +157,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     global: true,
     hook: 'preHandler',
     keyGenerator: (request) => {
-      const p = request.scim?.principal;
+      const p = request.scim?.principal ?? request.adminPrincipal;
       return p ? `client:${p.tenant}:${p.clientId}` : `ip:${request.ip}`;
     },
     allowList: (request) => limitOf(request) === undefined,

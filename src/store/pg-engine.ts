@@ -12,6 +12,9 @@ export class PostgresDatabase implements Database {
 
   static async open(connectionString: string, max = 20): Promise<PostgresDatabase> {
     const pool = new pg.Pool({ connectionString, max });
+    // An idle connection can fail (server restart, admin termination): the pool drops it and opens
+    // a new one when needed. Without a listener that 'error' event would crash the process.
+    pool.on('error', () => undefined);
     // Fail fast with a clear message when the server is not there.
     const client = await pool.connect();
     client.release();
