@@ -6,8 +6,6 @@
  *   remote  (--url) calls a running server's /admin/v1 with a bearer token, because the embedded
  *           store cannot be opened by two processes at once.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import {
   AdminService,
@@ -18,7 +16,7 @@ import {
 } from '../admin/service.ts';
 import { createDefaultRegistry } from '../scim/schema/registry.ts';
 import type { Database } from '../store/db.ts';
-import { openDatabase } from '../store/open.ts';
+import { openDatabase, StoreBusyError } from '../store/open.ts';
 import { TenantDirectory } from '../tenancy/directory.ts';
 import type { TenantSettings } from '../tenancy/settings.ts';
 import { CliError } from './output.ts';
@@ -234,16 +232,16 @@ export async function openAdmin(opts: ConnectionOptions): Promise<AdminApi> {
     return new RemoteAdmin(opts.url, token);
   }
   const dataDir = opts.dataDir ?? './data';
-  // PGlite keeps postmaster.pid while the store is open and has no lock of its own: a second
-  // process writing the same files would corrupt them.
-  if (!opts.databaseUrl && existsSync(join(dataDir, 'postmaster.pid'))) {
-    throw new CliError(
-      `the embedded store in ${dataDir} is open in another process: while scimd serve runs, use --url and --token ` +
-        `(if no process uses it, e.g. after a crash, remove ${join(dataDir, 'postmaster.pid')})`,
-    );
-  }
   const registry = createDefaultRegistry();
-  const db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir }, registry);
+  let db;
+  try {
+    db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir }, registry);
+  } catch (err) {
+    if (err instanceof StoreBusyError) {
+      throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
+    }
+    throw err;
+  }
   return new DirectAdmin(db, new AdminService(db, registry, new TenantDirectory(db)));
 }
 

@@ -3,7 +3,8 @@
  * and are idempotent; on a PostgreSQL server an advisory lock keeps nodes starting together from
  * running them at the same time.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { SchemaRegistry } from '../scim/schema/registry.ts';
 import type { Database } from './db.ts';
 import { PostgresDatabase } from './pg-engine.ts';
@@ -28,7 +29,13 @@ export async function openDatabase(opts: StoreOptions, registry: SchemaRegistry)
   } else {
     const dir = opts.dataDir ?? './data';
     mkdirSync(dir, { recursive: true });
-    db = await PGliteDatabase.open(dir);
+    const release = lockDataDir(dir);
+    try {
+      db = withRelease(await PGliteDatabase.open(dir), release);
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
   try {
     await migrate(db, registry);
@@ -44,4 +51,53 @@ export async function migrate(db: Database, registry: SchemaRegistry): Promise<v
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
     for (const sql of [...BASE_SCHEMA, ...uniqueIndexStatements(registry)]) await tx.query(sql);
   });
+}
+
+/** Thrown when another live process holds the embedded store. */
+export class StoreBusyError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(`the embedded store in ${dataDir} is in use by process ${pid} (one process at a time)`);
+    this.name = 'StoreBusyError';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The embedded store's files must have one writer: PGlite has no lock of its own. A lock file
+ * holds the owner's pid; one left by a process that died is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  const file = join(dir, 'scimd.lock');
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid))
+      throw new StoreBusyError(dir, pid);
+  } catch (err) {
+    if (err instanceof StoreBusyError) throw err;
+  }
+  writeFileSync(file, `${process.pid}\n`);
+  return () => rmSync(file, { force: true });
+}
+
+function withRelease(db: Database, release: () => void): Database {
+  const close = db.close.bind(db);
+  db.close = async () => {
+    try {
+      await close();
+    } finally {
+      release();
+    }
+  };
+  return db;
 }

@@ -121,16 +121,17 @@ test(
       rmSync(settingsFile, { force: true });
     }
 
-    // An embedded store that another process (a running server) holds open is not opened again.
+    // An embedded store that another live process (a running server) holds is not opened again;
+    // the lock file names that process (here: this test process, which is alive).
     const busy = mkdtempSync(join(tmpdir(), 'scimd-cli-busy-'));
     try {
-      writeFileSync(join(busy, 'postmaster.pid'), '-42\n');
+      writeFileSync(join(busy, 'scimd.lock'), `${process.pid}\n`);
       failed(
         await scimd(['tenant', 'list', '--data-dir', busy], env),
-        `the embedded store in ${busy} is open in another process: while scimd serve runs, use --url and --token ` +
-          `(if no process uses it, e.g. after a crash, remove ${join(busy, 'postmaster.pid')})`,
+        `the embedded store in ${busy} is in use by process ${process.pid} (one process at a time): ` +
+          'while scimd serve runs, use --url and --token',
       );
-      assert.deepEqual(readdirSync(busy), ['postmaster.pid']);
+      assert.deepEqual(readdirSync(busy), ['scimd.lock']);
     } finally {
       rmSync(busy, { recursive: true, force: true });
     }

@@ -81,6 +81,29 @@ test(
       assert.equal(created.headers.get('location'), body.meta.location);
       assert.ok(body.meta.location.startsWith(`${base}/Users/`));
       assert.ok(existsSync(join(dataDir, 'PG_VERSION')), 'the embedded store writes into SCIMD_DATA_DIR');
+
+      // A second process on the same embedded store is refused: PGlite's files have one writer.
+      const second = await new Promise<{ code: number | null; err: string }>((resolve) => {
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          PORT: '0',
+          SCIMD_DATA_DIR: dataDir,
+          SCIMD_LOG_LEVEL: 'warn',
+        };
+        delete env.DATABASE_URL;
+        const c = spawn(process.execPath, ['bin/scimd.js', 'serve'], {
+          env,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let err = '';
+        c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        c.on('exit', (code) => resolve({ code, err }));
+      });
+      assert.equal(second.code, 1);
+      assert.equal(
+        second.err.trim(),
+        `scimd: the embedded store in ${dataDir} is in use by process ${child.pid} (one process at a time)`,
+      );
     } finally {
       await stop(child);
     }
