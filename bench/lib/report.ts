@@ -39,7 +39,7 @@ export function targetsOf(r: StoreResult): Target[] {
       id: 'userNameEq',
       name: `userName eq p50 at ${fmtInt(r.data.users)} users`,
       goal: '< 5 ms',
-      figure: `${fmt(r.userNameEq.p50)} ms (p99 ${fmt(r.userNameEq.p99)} ms)`,
+      figure: `${fmt(r.userNameEq.p50, 3)} ms (p99 ${fmt(r.userNameEq.p99)} ms)`,
       met: r.userNameEq.p50 < 5,
     },
     {
@@ -243,7 +243,10 @@ export function markdown(d: DocInput): string {
       '',
       `Engine: ${r.engineVersion.split(',')[0]}. Data loaded in ${fmt(r.data.loadSeconds, 1)} s (${fmtInt(r.data.users)} users,`,
       `${fmtInt(r.data.groups)} groups, ${fmtInt(r.data.memberships)} memberships), VACUUM ANALYZE and CHECKPOINT ${fmt(r.data.analyzeSeconds, 1)} s.`,
-      `1-minute load average when the measurements began and ended: ${fmt(r.loadAverage[0])} and ${fmt(r.loadAverage[1])}.`,
+      `1-minute load average when the measurements began and ended: ${fmt(r.loadAverage[0])} and ${fmt(r.loadAverage[1])}` +
+        (Math.max(...r.loadAverage) > m.cores
+          ? ` (**more than the ${m.cores} cores: other work competed with this run; treat its figures as pessimistic**).`
+          : '.'),
       '',
       table(
         [
