@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type AppConfig } from './config.ts';
 import { buildServer } from './http/server.ts';
-import { createDefaultRegistry, type SchemaRegistry } from './scim/schema/registry.ts';
+import { createServerRegistry } from './registry.ts';
+import type { SchemaRegistry } from './scim/schema/registry.ts';
 import { CursorCodec } from './service/cursor.ts';
 import { ResourceService } from './service/resources.ts';
 import type { Database } from './store/db.ts';
@@ -36,7 +37,7 @@ async function serverSecret(db: Database, name: string): Promise<string> {
 
 export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App> {
   const config = loadConfig(overrides);
-  const registry = createDefaultRegistry();
+  const registry = createServerRegistry();
   const db = await openDatabase(config, registry);
   const cursors = new CursorCodec(await serverSecret(db, 'cursor'));
   const service = new ResourceService(db, registry, cursors);

@@ -24,6 +24,7 @@ export interface ClientView {
   name: string;
   scopes: string[];
   userId?: string;
+  endpointAppId?: string;
   jwtSubject?: string;
   certSubject?: string;
   certFingerprint?: string;
@@ -54,6 +55,8 @@ export interface NewClient {
   name: string;
   scopes: string[];
   userId?: string;
+  /** The EndpointApp this client acts for: with devices:managed it reaches the devices naming that app. */
+  endpointAppId?: string;
   jwtSubject?: string;
   certSubject?: string;
   certFingerprint?: string;
@@ -83,6 +86,7 @@ function clientView(c: ClientRow): ClientView {
     created: new Date(c.created).toISOString(),
   };
   if (c.user_id) v.userId = c.user_id;
+  if (c.endpoint_app_id) v.endpointAppId = c.endpoint_app_id;
   if (c.jwt_subject) v.jwtSubject = c.jwt_subject;
   if (c.cert_subject) v.certSubject = c.cert_subject;
   if (c.cert_fingerprint) v.certFingerprint = c.cert_fingerprint;
@@ -256,18 +260,9 @@ export class AdminService {
       throw ScimError.badRequest('invalidValue', 'Client id: 1-128 letters, digits, ".", "_" or "-"');
     const bad = input.scopes.filter((s) => !KNOWN_SCOPE.test(s));
     if (bad.length) throw ScimError.badRequest('invalidValue', `Unknown scope(s): ${bad.join(', ')}`);
-    if (input.userId) {
-      const found = await this.db.query(
-        'SELECT 1 FROM resources WHERE tenant_id = $1 AND id = $2 AND resource_type = $3',
-        [tenant, input.userId, 'User'],
-      );
-      if (found.rows.length === 0) {
-        throw ScimError.badRequest(
-          'invalidValue',
-          `userId ${input.userId} is not a User of tenant ${tenant}`,
-        );
-      }
-    }
+    if (input.userId) await this.requireResource(tenant, input.userId, 'User', 'userId');
+    if (input.endpointAppId)
+      await this.requireResource(tenant, input.endpointAppId, 'EndpointApp', 'endpointAppId');
     try {
       const row = await this.repo.insertClient(this.db, {
         tenant_id: tenant,
@@ -279,6 +274,7 @@ export class AdminService {
         cert_subject: input.certSubject ?? null,
         cert_fingerprint: input.certFingerprint ? normalizeFingerprint(input.certFingerprint) : null,
         rate_limit: (input.rateLimit as unknown as Record<string, unknown>) ?? null,
+        endpoint_app_id: input.endpointAppId ?? null,
       });
       return clientView(row);
     } catch (err) {
@@ -288,6 +284,24 @@ export class AdminService {
         );
       }
       throw err;
+    }
+  }
+
+  private async requireResource(
+    tenant: string,
+    id: string,
+    resourceType: string,
+    field: string,
+  ): Promise<void> {
+    const found = await this.db.query(
+      'SELECT 1 FROM resources WHERE tenant_id = $1 AND id = $2 AND resource_type = $3',
+      [tenant, id, resourceType],
+    );
+    if (found.rows.length === 0) {
+      throw ScimError.badRequest(
+        'invalidValue',
+        `${field} ${id} is not a ${resourceType} of tenant ${tenant}`,
+      );
     }
   }
 

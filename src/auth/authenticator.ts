@@ -132,6 +132,7 @@ function principalOf(client: ClientRow, method: Principal['method']): Principal 
     method,
   };
   if (client.user_id) p.userId = client.user_id;
+  if (client.endpoint_app_id) p.endpointAppId = client.endpoint_app_id;
   if (client.rate_limit) p.rateLimit = client.rate_limit as unknown as Principal['rateLimit'];
   return p;
 }

@@ -4,8 +4,9 @@
  *                      tenant also the node operator (create and delete tenants)
  *   scim:read          read every resource type       scim:write   write every resource type
  *   <Type>:read        read one type (e.g. User:read)  <Type>:write write one type (e.g. Device:write)
- *   devices:managed    only the devices the client manages (the device work applies it)
- *   devices:secrets    may read onboarding secrets of devices (the device work applies it)
+ *   devices:managed    only the devices the client created or whose applications name its EndpointApp
+ *   devices:secrets    may read onboarding secrets of devices (pairing keys, bootstrap keys, vouchers)
+ *   gateway            may ask which EndpointApp a token or certificate belongs to (enterprise gateway)
  * Names compare case-insensitively.
  */
 import { ScimError } from '../scim/errors.ts';
@@ -20,6 +21,8 @@ export interface Principal {
   userId?: string;
   /** How the principal authenticated: for logs and the audit trail. */
   method: 'bootstrap' | 'token' | 'jwt' | 'mtls';
+  /** The EndpointApp this client acts for (device scoping). */
+  endpointAppId?: string;
   /** The client's own request rate limit, if it has one. */
   rateLimit?: { max: number; windowSeconds: number };
 }
@@ -29,7 +32,17 @@ export function normalizeScopes(scopes: Iterable<string>): Set<string> {
 }
 
 export const KNOWN_SCOPE =
-  /^(admin|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets))$/i;
+  /^(admin|gateway|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets))$/i;
+
+/** Limited to the devices it manages (scope devices:managed), unless it is an admin. */
+export function isManagedOnly(p: Principal): boolean {
+  return p.scopes.has('devices:managed') && !isAdmin(p);
+}
+
+/** May read onboarding secrets (scope devices:secrets, or admin). */
+export function mayReadSecrets(p: Principal): boolean {
+  return isAdmin(p) || p.scopes.has('devices:secrets');
+}
 
 export function isAdmin(p: Principal): boolean {
   return p.scopes.has('admin');

@@ -14,7 +14,7 @@ import {
   type TenantView,
   type TokenView,
 } from '../admin/service.ts';
-import { createDefaultRegistry } from '../scim/schema/registry.ts';
+import { createServerRegistry } from '../registry.ts';
 import type { Database } from '../store/db.ts';
 import { openDatabase, StoreBusyError } from '../store/open.ts';
 import { TenantDirectory } from '../tenancy/directory.ts';
@@ -232,7 +232,7 @@ export async function openAdmin(opts: ConnectionOptions): Promise<AdminApi> {
     return new RemoteAdmin(opts.url, token);
   }
   const dataDir = opts.dataDir ?? './data';
-  const registry = createDefaultRegistry();
+  const registry = createServerRegistry();
   let db;
   try {
     db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir }, registry);

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AdminService } from '../admin/service.ts';
+import type { GatewayService } from '../devices/gateway.ts';
 import type { Authenticator, Credentials, PeerCertificate } from '../auth/authenticator.ts';
 import { DEFAULT_TENANT, isOperator, requireAdmin, type Principal } from '../auth/scopes.ts';
 import { ScimError } from '../scim/errors.ts';
@@ -14,6 +15,7 @@ import type { NewClient } from '../admin/service.ts';
 
 export interface AdminRouteDeps {
   admin: AdminService;
+  gateway: GatewayService;
   authenticator: Authenticator;
   peerCertificate: (request: FastifyRequest) => PeerCertificate | undefined;
 }
@@ -83,6 +85,7 @@ const clientBody = {
     name: { type: 'string', minLength: 1, maxLength: 200 },
     scopes: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
     userId: { type: 'string', minLength: 1 },
+    endpointAppId: { type: 'string', minLength: 1 },
     jwtSubject: { type: 'string', minLength: 1 },
     certSubject: { type: 'string', minLength: 1 },
     certFingerprint: { type: 'string', pattern: '^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$' },
@@ -114,6 +117,25 @@ const auditQuery = {
 } as const;
 
 type TenantParams = { Params: { tenant: string } };
+
+const gatewayBody = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  maxProperties: 1,
+  properties: {
+    clientToken: { type: 'string', minLength: 1, maxLength: 500 },
+    subjectName: { type: 'string', minLength: 1, maxLength: 1000 },
+  },
+} as const;
+
+const pageQuery = {
+  type: 'object',
+  properties: {
+    startIndex: { type: 'integer', minimum: 1, default: 1 },
+    count: { type: 'integer', minimum: 0, maximum: 1000, default: 100 },
+  },
+} as const;
 
 export function adminRoutes(deps: AdminRouteDeps) {
   const { admin, authenticator } = deps;
@@ -172,6 +194,23 @@ export function adminRoutes(deps: AdminRouteDeps) {
     onRequest: (request: FastifyRequest) => authorize(request, (request.params as { tenant: string }).tenant),
   };
 
+  /** The enterprise gateway: a client of the tenant with scope gateway (or admin), or the operator. */
+  const asGateway = {
+    onRequest: async (request: FastifyRequest) => {
+      const tenant = (request.params as { tenant: string }).tenant;
+      const p = await authenticate(request, tenant);
+      request.adminPrincipal = p;
+      const own = p.tenant === tenant && (p.scopes.has('gateway') || p.scopes.has('admin'));
+      if (!own && !isOperator(p)) {
+        throw new ScimError(
+          403,
+          undefined,
+          `This credential may not query tenant ${tenant}'s gateway (needs scope gateway)`,
+        );
+      }
+    },
+  };
+
   const json = (reply: FastifyReply, status: number, body: unknown) =>
     reply.code(status).type('application/json').send(body);
 
@@ -190,6 +229,28 @@ export function adminRoutes(deps: AdminRouteDeps) {
       const found = alteration(request.adminBodySent, request.body, 'body');
       if (found) throw ScimError.badRequest('invalidValue', found);
     });
+
+    api.post<
+      TenantParams & {
+        Body: { clientToken?: string; subjectName?: string };
+        Querystring: { startIndex: number; count: number };
+      }
+    >(
+      '/tenants/:tenant/gateway/verify',
+      { ...asGateway, schema: { body: gatewayBody, querystring: pageQuery } },
+      async (request, reply) => {
+        const q = request.query;
+        return json(
+          reply,
+          200,
+          await deps.gateway.verify(request.params.tenant, {
+            ...request.body,
+            startIndex: q.startIndex,
+            count: q.count,
+          }),
+        );
+      },
+    );
 
     api.get('/tenants', asOperator, async (_request, reply) => {
       return json(reply, 200, { tenants: await admin.listTenants() });

@@ -6,7 +6,15 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, PeerCertificate } from '../auth/authenticator.ts';
-import { canRead, DEFAULT_TENANT, requireRead, requireWrite, type Principal } from '../auth/scopes.ts';
+import {
+  canRead,
+  DEFAULT_TENANT,
+  isManagedOnly,
+  mayReadSecrets,
+  requireRead,
+  requireWrite,
+  type Principal,
+} from '../auth/scopes.ts';
 import type { AppConfig, LimitsConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { ResourceTypeConfig } from '../scim/schema/registry.ts';
@@ -37,6 +45,8 @@ export interface ScimRequestState {
   /** Resource types enabled for the tenant. */
   types: ResourceTypeConfig[];
   baseUrl: string;
+  /** The tenant's settings (for resource type hooks). */
+  settings: Record<string, unknown>;
   /** The tenant's default per-client rate limit. */
   tenantRateLimit?: { max: number; windowSeconds: number };
 }
@@ -88,6 +98,7 @@ export function scimRoutes(deps: ScimRouteDeps) {
         types: registry.resourceTypes().filter((rt) => !enabled || enabled.includes(rt.name.toLowerCase())),
         baseUrl,
         tenantRateLimit: tenant.settings.rateLimit,
+        settings: tenant.settings as Record<string, unknown>,
       };
     });
 
@@ -95,7 +106,19 @@ export function scimRoutes(deps: ScimRouteDeps) {
     const principal = (request: FastifyRequest): Principal => request.scim!.principal!;
     const context = (request: FastifyRequest): RequestContext => {
       const s = state(request);
-      return { tenant: s.tenant, baseUrl: s.baseUrl, clientId: s.principal?.clientId, limits: s.limits };
+      const p = s.principal;
+      return {
+        tenant: s.tenant,
+        baseUrl: s.baseUrl,
+        clientId: p?.clientId,
+        limits: s.limits,
+        settings: s.settings,
+        managed:
+          p && isManagedOnly(p)
+            ? { clientId: p.clientId, appIds: p.endpointAppId ? [p.endpointAppId] : [] }
+            : undefined,
+        hideSensitive: !p || !mayReadSecrets(p),
+      };
     };
     const sendScim = (reply: FastifyReply, status: number, body: unknown) =>
       reply.code(status).type(SCIM_MEDIA_TYPE).send(body);

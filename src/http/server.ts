@@ -17,6 +17,7 @@ import { ScimError } from '../scim/errors.ts';
 import type { ResourceService } from '../service/resources.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { GatewayService } from '../devices/gateway.ts';
 import { sendError, toScimError } from './errors.ts';
 import { parseJsonBody } from './json-body.ts';
 import { scimRoutes } from './scim-routes.ts';
@@ -192,9 +193,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   await app.register(scim, { prefix: '/scim/v2' });
   await app.register(scim, { prefix: '/tenants/:tenant/scim/v2' });
-  await app.register(adminRoutes({ admin: deps.admin, authenticator, peerCertificate }), {
-    prefix: '/admin/v1',
-  });
+  await app.register(
+    adminRoutes({
+      admin: deps.admin,
+      gateway: new GatewayService(deps.service.db),
+      authenticator,
+      peerCertificate,
+    }),
+    {
+      prefix: '/admin/v1',
+    },
+  );
 
   // Another protocol version in the path is refused, never served as v2 (RFC 7644 §3.13).
   app.all('/scim/:version/*', async (request) => {

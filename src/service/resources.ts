@@ -3,7 +3,7 @@
  * SCIM core (src/scim), reads and writes through the repository (src/store) and returns the
  * resource as a client sees it. The HTTP layer only maps requests and responses onto these.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { ScimError } from '../scim/errors.ts';
 import type { BoundFilter } from '../scim/filter/ast.ts';
 import { bindFilter } from '../scim/filter/bind.ts';
@@ -17,7 +17,9 @@ import { prepareWrite } from '../scim/resource/validate.ts';
 import type { ResourceTypeConfig, SchemaRegistry } from '../scim/schema/registry.ts';
 import type { Database, Queryable } from '../store/db.ts';
 import type { KeysetPosition, ListQuery, MemberRow, ResourceRow } from '../store/resources.ts';
-import { ResourceRepository } from '../store/resources.ts';
+import { ResourceRepository, storeSecretDigest, type Visibility } from '../store/resources.ts';
+import type { StoreHookResult } from '../scim/schema/hooks.ts';
+import { stripSensitive } from '../scim/resource/sensitive.ts';
 import { TenancyRepository } from '../store/tenancy.ts';
 import { compileSort } from '../store/sql/sort-sql.ts';
 import type { SortExpression } from '../store/sql/sort-sql.ts';
@@ -34,6 +36,15 @@ export interface RequestContext {
   clientId?: string;
   /** The tenant's effective limits (its settings over the node's). */
   limits: LimitsConfig;
+  /** The tenant's settings, for resource type hooks (see src/scim/schema/hooks.ts). */
+  settings?: Record<string, unknown>;
+  /**
+   * Set for a client limited to what it manages: resources of types with `managedBy` are visible
+   * when it created them or when they name one of these applications.
+   */
+  managed?: { clientId: string; appIds: string[] };
+  /** Leave out attributes marked `sensitive` (onboarding secrets) from every response. */
+  hideSensitive?: boolean;
 }
 
 export interface Projection {
@@ -119,7 +130,7 @@ export class ResourceService {
     projection: Projection = {},
   ): Promise<ResourceResult> {
     return this.read(async (tx) => {
-      const row = await this.repo.get(tx, ctx.tenant, id, rt.name);
+      const row = await this.repo.get(tx, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt));
       if (!row) throw notFound(rt, id);
       return this.result(tx, ctx, rt, row, projection);
     });
@@ -127,7 +138,9 @@ export class ResourceService {
 
   /** Current version of a resource (for If-None-Match), without building the representation. */
   async version(ctx: RequestContext, rt: ResourceTypeConfig, id: string): Promise<number | undefined> {
-    const row = await this.read((tx) => this.repo.get(tx, ctx.tenant, id, rt.name));
+    const row = await this.read((tx) =>
+      this.repo.get(tx, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt)),
+    );
     return row?.version;
   }
 
@@ -137,11 +150,13 @@ export class ResourceService {
     const bound = types.map((rt) => ({
       rt,
       filter: parsed ? (bindFilter(this.registry, rt, parsed, { lenient }) as BoundFilter) : undefined,
+      visibility: visibilityOf(ctx, rt),
     }));
     if (lenient && parsed && bound.every((b) => b.filter?.op === 'const' && !b.filter.value)) {
       // Root query on an attribute no type has: a typo, not an empty result.
       bindFilter(this.registry, types[0], parsed);
     }
+    if (ctx.hideSensitive) for (const b of bound) if (b.filter) refuseSensitive(b.filter);
     const sort = this.sortOf(types, params);
     const maxPage = Math.min(ctx.limits.maxPageSize, ctx.limits.filterMaxResults);
     let count = params.count ?? Math.min(ctx.limits.defaultPageSize, maxPage);
@@ -209,6 +224,7 @@ export class ResourceService {
     const canonical = prepareWrite(this.registry, rt, body, { mode: 'create' });
     const { doc, members } = this.splitMembers(rt, canonical);
     return this.write(rt, async (tx) => {
+      const hook = await this.beforeStore(tx, ctx, rt, doc, 'create');
       const now = new Date();
       const row = await this.repo.insert(tx, ctx.tenant, {
         id: randomUUID(),
@@ -219,8 +235,15 @@ export class ResourceService {
         owner: ctx.clientId,
       });
       if (members) await this.addMembers(tx, ctx, row.id, members);
+      const secrets = await this.storeSecrets(tx, ctx, row.id, hook?.oneTimeSecrets);
       await this.record(tx, ctx, 'create', rt, row);
-      return this.result(tx, ctx, rt, row, projection, requested(body));
+      const res = await this.result(tx, ctx, rt, row, projection, requested(body));
+      // One-time secrets appear in this response only; the store keeps their digests.
+      if (secrets) {
+        const { meta, ...rest } = res.resource;
+        res.resource = meta === undefined ? { ...rest, ...secrets } : { ...rest, ...secrets, meta };
+      }
+      return res;
     });
   }
 
@@ -237,6 +260,7 @@ export class ResourceService {
       const existing = await this.fullResource(tx, ctx, rt, current);
       const canonical = prepareWrite(this.registry, rt, body, { mode: 'replace', existing });
       const { doc, members } = this.splitMembers(rt, canonical);
+      await this.beforeStore(tx, ctx, rt, doc, 'replace');
       let row = current;
       let changed = !deepEqual(doc, current.doc);
       if (rt.membersAttribute) {
@@ -267,6 +291,7 @@ export class ResourceService {
       const before = await this.representation(tx, ctx, rt, current, { withMembers: false });
       const result = applyPatch(this.registry, rt, before, ops);
       const doc = this.docOf(rt, result.resource);
+      await this.beforeStore(tx, ctx, rt, doc, 'patch');
       let rowsChanged = 0;
       for (const change of result.memberChanges)
         rowsChanged += await this.applyMemberChange(tx, ctx, rt, id, change);
@@ -299,6 +324,45 @@ export class ResourceService {
   }
 
   // ---- helpers -----------------------------------------------------------------------------
+
+  /**
+   * Runs the resource type's beforeStore hook (server-owned values) and checks that the resources
+   * it says this one refers to exist in the tenant.
+   */
+  private async beforeStore(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    doc: JsonObject,
+    mode: 'create' | 'replace' | 'patch',
+  ): Promise<StoreHookResult | undefined> {
+    const result =
+      rt.hooks?.beforeStore?.(doc, { mode, settings: ctx.settings ?? {}, baseUrl: ctx.baseUrl }) ?? undefined;
+    for (const ref of result?.references ?? []) {
+      const found = await this.repo.existing(tx, ctx.tenant, ref.ids);
+      const missing = ref.ids.filter((id) => found.get(id) !== ref.resourceType);
+      if (missing.length) {
+        throw ScimError.badRequest(
+          'invalidValue',
+          `${ref.attribute}: no ${ref.resourceType} ${missing.map((m) => `"${m}"`).join(', ')} in this tenant`,
+        );
+      }
+    }
+    return result;
+  }
+
+  private async storeSecrets(
+    tx: Queryable,
+    ctx: RequestContext,
+    resourceId: string,
+    secrets: Record<string, string> | undefined,
+  ): Promise<Record<string, string> | undefined> {
+    if (!secrets) return undefined;
+    for (const [name, value] of Object.entries(secrets)) {
+      await storeSecretDigest(tx, ctx.tenant, resourceId, name, secretDigest(value));
+    }
+    return secrets;
+  }
 
   /** The audit trail / change log entry of a write, in the write's transaction. */
   private async record(
@@ -365,7 +429,7 @@ export class ResourceService {
     id: string,
     ifMatch: string | undefined,
   ): Promise<ResourceRow> {
-    const row = await this.repo.get(tx, ctx.tenant, id, rt.name, true);
+    const row = await this.repo.get(tx, ctx.tenant, id, rt.name, true, visibilityOf(ctx, rt));
     if (!row) throw notFound(rt, id);
     if (!ifMatchSatisfied(ifMatch, row.version)) {
       throw ScimError.preconditionFailed(
@@ -533,8 +597,9 @@ export class ResourceService {
   ): Promise<ResourceResult> {
     const wants = this.relationsWanted([rt], projection);
     const [full] = await this.representRows(tx, ctx, [row], wants);
+    const visible = ctx.hideSensitive ? stripSensitive(this.registry, rt, full) : full;
     return {
-      resource: project(this.registry, rt, full, { ...projection, requestedOnWrite }),
+      resource: project(this.registry, rt, visible, { ...projection, requestedOnWrite }),
       etag: etagOf(row.version),
       location: locationOf(ctx, rt, row.id),
     };
@@ -548,9 +613,15 @@ export class ResourceService {
   ): Promise<JsonObject[]> {
     const types = [...new Set(rows.map((r) => r.resource_type))].map((n) => this.registry.resourceType(n)!);
     const full = await this.representRows(tx, ctx, rows, this.relationsWanted(types, projection));
-    return full.map((res, i) =>
-      project(this.registry, this.registry.resourceType(rows[i].resource_type)!, res, projection),
-    );
+    return full.map((res, i) => {
+      const rt = this.registry.resourceType(rows[i].resource_type)!;
+      return project(
+        this.registry,
+        rt,
+        ctx.hideSensitive ? stripSensitive(this.registry, rt, res) : res,
+        projection,
+      );
+    });
   }
 
   /** Whether the projection can include members / groups: they cost a query, so skip when excluded. */
@@ -653,6 +724,50 @@ function memberValue(m: MemberRow, ctx: RequestContext, registry: SchemaRegistry
 
 export function locationOf(ctx: RequestContext, rt: ResourceTypeConfig, id: string): string {
   return `${ctx.baseUrl}${rt.endpoint}/${encodeURIComponent(id)}`;
+}
+
+/** A client that may not read secrets may not search by them either (that would reveal them). */
+function refuseSensitive(f: BoundFilter): void {
+  switch (f.op) {
+    case 'and':
+    case 'or':
+      refuseSensitive(f.left);
+      refuseSensitive(f.right);
+      return;
+    case 'not':
+      refuseSensitive(f.filter);
+      return;
+    case 'const':
+      return;
+    case 'valuePath':
+      refuseSensitive(f.filter);
+      if (f.attr.attribute.sensitive) break;
+      return;
+    default:
+      if (!f.attr.attribute.sensitive && !f.attr.sub?.sensitive) return;
+  }
+  throw ScimError.badRequest(
+    'invalidFilter',
+    'This client may not filter on onboarding secrets (scope devices:secrets)',
+  );
+}
+
+/** The SHA-256 digest a generated secret is kept as (hex). */
+export function secretDigest(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+/** The rows a managed-only client may reach, for types that declare how (`managedBy`). */
+function visibilityOf(ctx: RequestContext, rt: ResourceTypeConfig): Visibility | undefined {
+  if (!ctx.managed || !rt.managedBy) return undefined;
+  const { schema, attribute } = rt.managedBy;
+  const core = schema.toLowerCase() === rt.schema.toLowerCase();
+  return {
+    ownerClient: ctx.managed.clientId,
+    containing: ctx.managed.appIds.map((value) =>
+      core ? { [attribute]: [{ value }] } : { [schema]: { [attribute]: [{ value }] } },
+    ),
+  };
 }
 
 function notFound(rt: ResourceTypeConfig, id: string): ScimError {

@@ -45,9 +45,18 @@ export interface KeysetPosition {
   before: boolean;
 }
 
+/**
+ * Rows a restricted client may reach: those it created, or whose document contains one of the
+ * given JSON values (containment, `@>`, served by the GIN index).
+ */
+export interface Visibility {
+  ownerClient: string;
+  containing: JsonObject[];
+}
+
 export interface ListQuery {
-  /** The types searched, each with its bound filter (undefined = no filter). */
-  types: { rt: ResourceTypeConfig; filter?: BoundFilter }[];
+  /** The types searched, each with its bound filter (undefined = no filter) and row visibility. */
+  types: { rt: ResourceTypeConfig; filter?: BoundFilter; visibility?: Visibility }[];
   sort?: { perType: Map<string, SortExpression>; descending: boolean };
   page:
     | { kind: 'index'; offset: number; limit: number }
@@ -82,15 +91,14 @@ export class ResourceRepository {
     id: string,
     resourceType?: string,
     lock = false,
+    visibility?: Visibility,
   ): Promise<ResourceRow | undefined> {
-    const params: unknown[] = [tenant, id];
-    let sql = `SELECT ${COLUMNS} FROM resources r WHERE r.tenant_id = $1 AND r.id = $2`;
-    if (resourceType) {
-      params.push(resourceType);
-      sql += ' AND r.resource_type = $3';
-    }
+    const p = new SqlParams();
+    let sql = `SELECT ${COLUMNS} FROM resources r WHERE r.tenant_id = ${p.add(tenant)} AND r.id = ${p.add(id)}`;
+    if (resourceType) sql += ` AND r.resource_type = ${p.add(resourceType)}`;
+    if (visibility) sql += ` AND ${visibilityCondition(visibility, p)}`;
     if (lock) sql += ' FOR UPDATE';
-    const res = await tx.query<ResourceRow>(sql, params);
+    const res = await tx.query<ResourceRow>(sql, p.values);
     return res.rows[0] ? toRow(res.rows[0]) : undefined;
   }
 
@@ -254,9 +262,11 @@ export class ResourceRepository {
   }
 
   private typeCondition(q: ListQuery, p: SqlParams): string {
-    const parts = q.types.map(({ rt, filter }) => {
-      const typeCond = `r.resource_type = ${sqlLiteral(rt.name)}`;
-      return filter ? `(${typeCond} AND ${compileFilter(filter, rt, p, 'r')})` : `(${typeCond})`;
+    const parts = q.types.map(({ rt, filter, visibility }) => {
+      const conds = [`r.resource_type = ${sqlLiteral(rt.name)}`];
+      if (visibility) conds.push(visibilityCondition(visibility, p));
+      if (filter) conds.push(compileFilter(filter, rt, p, 'r'));
+      return `(${conds.join(' AND ')})`;
     });
     return parts.length === 1 ? parts[0] : `(${parts.join(' OR ')})`;
   }
@@ -277,6 +287,27 @@ export class ResourceRepository {
       .join(' ');
     return `(CASE r.resource_type ${branches} END)`;
   }
+}
+
+function visibilityCondition(v: Visibility, p: SqlParams): string {
+  const alternatives = [`r.owner_client = ${p.add(v.ownerClient)}`];
+  for (const c of v.containing) alternatives.push(`r.doc @> ${p.add(JSON.stringify(c))}::jsonb`);
+  return `(${alternatives.join(' OR ')})`;
+}
+
+/** Stores the digest of a secret generated for a resource. */
+export async function storeSecretDigest(
+  tx: Queryable,
+  tenant: string,
+  resourceId: string,
+  name: string,
+  digest: string,
+): Promise<void> {
+  await tx.query(
+    `INSERT INTO resource_secrets (tenant_id, resource_id, name, digest) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (tenant_id, resource_id, name) DO UPDATE SET digest = EXCLUDED.digest`,
+    [tenant, resourceId, name, digest],
+  );
 }
 
 function sortKindOf(q: ListQuery): string {

@@ -83,6 +83,19 @@ export const BASE_SCHEMA: string[] = [
    )`,
   `CREATE INDEX IF NOT EXISTS changes_tenant_seq ON changes (tenant_id, seq)`,
   `CREATE INDEX IF NOT EXISTS changes_tenant_resource ON changes (tenant_id, resource_id)`,
+  // Secrets generated for a resource (an EndpointApp's clientToken): only their SHA-256 digest.
+  `CREATE TABLE IF NOT EXISTS resource_secrets (
+     tenant_id text NOT NULL,
+     resource_id text NOT NULL,
+     name text NOT NULL,
+     digest text NOT NULL,
+     PRIMARY KEY (tenant_id, resource_id, name),
+     FOREIGN KEY (tenant_id, resource_id) REFERENCES resources (tenant_id, id) ON DELETE CASCADE
+   )`,
+  `CREATE INDEX IF NOT EXISTS resource_secrets_digest ON resource_secrets (tenant_id, name, digest)`,
+  // A client may act for an EndpointApp (it then reaches the devices that name that app).
+  `ALTER TABLE clients ADD COLUMN IF NOT EXISTS endpoint_app_id text`,
+  `CREATE INDEX IF NOT EXISTS resources_owner ON resources (tenant_id, resource_type, owner_client)`,
   // Node-wide secrets (e.g. the key that signs paging cursors), shared by every node of a cluster.
   `CREATE TABLE IF NOT EXISTS server_secrets (
      name text PRIMARY KEY,

@@ -21,6 +21,7 @@ export interface ClientRow {
   cert_subject: string | null;
   cert_fingerprint: string | null;
   rate_limit: Record<string, unknown> | null;
+  endpoint_app_id: string | null;
   created: Date;
 }
 
@@ -47,7 +48,7 @@ export interface ChangeRow {
 }
 
 const CLIENT_COLUMNS =
-  'tenant_id, id, name, scopes, user_id, jwt_subject, cert_subject, cert_fingerprint, rate_limit, created';
+  'tenant_id, id, name, scopes, user_id, jwt_subject, cert_subject, cert_fingerprint, rate_limit, endpoint_app_id, created';
 const TOKEN_COLUMNS = 'id, tenant_id, client_id, description, created, expires_at, revoked_at, last_used';
 
 export class TenancyRepository {
@@ -124,8 +125,8 @@ export class TenancyRepository {
 
   async insertClient(q: Queryable, c: Omit<ClientRow, 'created'>): Promise<ClientRow> {
     const res = await q.query<ClientRow>(
-      `INSERT INTO clients (tenant_id, id, name, scopes, user_id, jwt_subject, cert_subject, cert_fingerprint, rate_limit)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${CLIENT_COLUMNS}`,
+      `INSERT INTO clients (tenant_id, id, name, scopes, user_id, jwt_subject, cert_subject, cert_fingerprint, rate_limit, endpoint_app_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${CLIENT_COLUMNS}`,
       [
         c.tenant_id,
         c.id,
@@ -136,6 +137,7 @@ export class TenancyRepository {
         c.cert_subject,
         c.cert_fingerprint,
         c.rate_limit ? JSON.stringify(c.rate_limit) : null,
+        c.endpoint_app_id,
       ],
     );
     return res.rows[0];

@@ -3,6 +3,7 @@
  * schema (TENANT_SETTINGS_SCHEMA). Anything unset falls back to the node's configuration.
  */
 import type { LimitsConfig } from '../config.ts';
+import { DEVICE_SETTINGS_SCHEMA, type DeviceSettings } from '../devices/behaviour.ts';
 
 export interface RateLimitSettings {
   /** Requests allowed per client in each window. */
@@ -40,6 +41,8 @@ export interface TenantSettings {
   /** Default request rate limit of the tenant's clients (a client may have its own). */
   rateLimit?: RateLimitSettings;
   jwt?: JwtSettings;
+  /** Device model: the enterprise gateway's endpoints, set by the server on devices that use it. */
+  devices?: DeviceSettings;
 }
 
 const positiveInt = { type: 'integer', minimum: 1 } as const;
@@ -75,6 +78,7 @@ export const TENANT_SETTINGS_SCHEMA = {
       properties: { defaultLifetimeSeconds: positiveInt, maxLifetimeSeconds: positiveInt },
     },
     rateLimit: RATE_LIMIT_SCHEMA,
+    devices: DEVICE_SETTINGS_SCHEMA,
     jwt: {
       type: 'object',
       additionalProperties: false,

@@ -4,6 +4,7 @@
  * type (Devices, EndpointApps, custom schemas) plugs in by registering data, not by changing code.
  */
 import { ScimError } from '../errors.ts';
+import type { ManagedBy, ResourceHooks } from './hooks.ts';
 import type { AttrPath, BoundAttr } from '../filter/ast.ts';
 import {
   commonAttributes,
@@ -35,6 +36,10 @@ export interface ResourceTypeConfig extends ResourceTypeDefinition {
   membersAttribute?: string;
   /** Name of the read-only attribute derived from membership rows (User: "groups"). */
   groupsAttribute?: string;
+  /** Server-owned behaviour (see hooks.ts). */
+  hooks?: ResourceHooks;
+  /** How a managed-only client's resources are found (see hooks.ts). */
+  managedBy?: ManagedBy;
 }
 
 export class SchemaRegistry {
