@@ -81,10 +81,10 @@ function memberAdd(rs: StoreResult[]): string {
 function bulk(rs: StoreResult[]): string {
   const lines = rs.map(
     (r) =>
-      `- ${STORE[r.kind]} (${r.micro.durability}): a one-row write transaction takes ${fmt(r.micro.writeTransactionMs)} ms, ` +
-      `\`ResourceService.create\` of one User ${fmt(r.micro.createMs)} ms in-process, i.e. at most ` +
-      `${fmtInt(1000 / r.micro.createMs)} Users/s before HTTP, JSON parsing and the Bulk response; measured end to end: ` +
-      `${fmtInt(r.bulk.perSecond)} Users/s.`,
+      `- ${STORE[r.kind]} (${r.micro.durability}): a one-row write transaction takes ${fmt(r.micro.writeTransactionMs)} ms and ` +
+      `\`ResourceService.create\` of one User ${fmt(r.micro.createMs)} ms in-process (p50, measured after the load runs; ` +
+      `commit latency on this disk varies between and within runs), against ${fmt(1000 / r.bulk.perSecond)} ms per User ` +
+      `end to end in the Bulk import (${fmtInt(r.bulk.perSecond)} Users/s).`,
   );
   return [
     '`runBulk` (`src/service/bulk.ts`) runs the operations of a request one after another, each through',
