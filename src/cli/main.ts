@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { registerClient } from './client.ts';
+import { registerImport } from './import.ts';
 import { errorMessage } from './output.ts';
 import { registerServe } from './serve.ts';
 import { registerTenant } from './tenant.ts';
@@ -38,6 +39,7 @@ runs, use --url.`,
   registerTenant(program);
   registerClient(program);
   registerToken(program);
+  registerImport(program);
   return program;
 }
 

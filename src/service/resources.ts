@@ -79,6 +79,9 @@ export interface ListResult {
   Resources?: JsonObject[];
 }
 
+/** One row of ResourceService.createBatch: the new resource's id, or why the row was not stored. */
+export type BatchCreateResult = { ok: true; id: string } | { ok: false; error: ScimError };
+
 export function etagOf(version: number): string {
   return `W/"${version}"`;
 }
@@ -129,17 +132,21 @@ export class ResourceService {
     id: string,
     projection: Projection = {},
   ): Promise<ResourceResult> {
-    return this.read(async (tx) => {
-      const row = await this.repo.get(tx, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt));
+    // No transaction: BEGIN and COMMIT would double the round trips of the most frequent request.
+    // The row and its derived groups are then read a moment apart, which a reader cannot tell
+    // from a membership change landing just after its read.
+    return this.read(async (q) => {
+      const row = await this.repo.get(q, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt));
       if (!row) throw notFound(rt, id);
-      return this.result(tx, ctx, rt, row, projection);
-    });
+      return this.result(q, ctx, rt, row, projection);
+    }, false);
   }
 
   /** Current version of a resource (for If-None-Match), without building the representation. */
   async version(ctx: RequestContext, rt: ResourceTypeConfig, id: string): Promise<number | undefined> {
-    const row = await this.read((tx) =>
-      this.repo.get(tx, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt)),
+    const row = await this.read(
+      (q) => this.repo.get(q, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt)),
+      false,
     );
     return row?.version;
   }
@@ -224,19 +231,7 @@ export class ResourceService {
     const canonical = prepareWrite(this.registry, rt, body, { mode: 'create' });
     const { doc, members } = this.splitMembers(rt, canonical);
     return this.write(rt, async (tx) => {
-      const hook = await this.beforeStore(tx, ctx, rt, doc, 'create');
-      const now = new Date();
-      const row = await this.repo.insert(tx, ctx.tenant, {
-        id: randomUUID(),
-        resourceType: rt.name,
-        externalId: externalIdOf(doc),
-        doc,
-        now,
-        owner: ctx.clientId,
-      });
-      if (members) await this.addMembers(tx, ctx, row.id, members);
-      const secrets = await this.storeSecrets(tx, ctx, row.id, hook?.oneTimeSecrets);
-      await this.record(tx, ctx, 'create', rt, row);
+      const { row, secrets } = await this.createIn(tx, ctx, rt, doc, members);
       const res = await this.result(tx, ctx, rt, row, projection, requested(body));
       // One-time secrets appear in this response only; the store keeps their digests.
       if (secrets) {
@@ -245,6 +240,85 @@ export class ResourceService {
       }
       return res;
     });
+  }
+
+  /**
+   * Creates many resources in one transaction; a row is stored whole or not at all, and a bad row
+   * (invalid, 409 uniqueness, unknown reference) does not lose the others. Per-row transactions
+   * would cost a commit (a WAL flush) each, which bulk imports cannot afford.
+   *
+   * Rows run without savepoints first (each savepoint costs two round trips). When a row's write
+   * fails the transaction may be aborted or hold part of that row, so it is rolled back and run
+   * again: the rows before the failed one as before, from it on each under a savepoint of its own
+   * (ROLLBACK TO SAVEPOINT undoes just that row). With dryRun everything is validated, uniqueness
+   * included, and the transaction is rolled back. Errors other than the client's (a lost
+   * connection) abort the batch.
+   */
+  async createBatch(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    bodies: unknown[],
+    opts: { dryRun: boolean },
+  ): Promise<BatchCreateResult[]> {
+    const prepared = bodies.map((body) => {
+      try {
+        return this.splitMembers(rt, prepareWrite(this.registry, rt, body, { mode: 'create' }));
+      } catch (err) {
+        if (err instanceof ScimError) return err;
+        throw err;
+      }
+    });
+    class Retry {
+      constructor(readonly index: number) {}
+    }
+    const dryRun = new Error('dry run');
+    let savepointsFrom = prepared.length;
+    for (let attempt = 0; ; attempt++) {
+      const results: BatchCreateResult[] = [];
+      const run = async (tx: Queryable): Promise<void> => {
+        for (let i = 0; i < prepared.length; i++) {
+          const p = prepared[i];
+          if (p instanceof ScimError) {
+            results.push({ ok: false, error: p });
+            continue;
+          }
+          // beforeStore hooks complete the document in place: a rerun starts from the prepared one.
+          const { doc, members } = attempt === 0 ? p : structuredClone(p);
+          if (i < savepointsFrom) {
+            try {
+              const { row } = await this.createIn(tx, ctx, rt, doc, members);
+              results.push({ ok: true, id: row.id });
+            } catch {
+              throw new Retry(i);
+            }
+            continue;
+          }
+          await tx.query('SAVEPOINT batch_row');
+          try {
+            const { row } = await this.createIn(tx, ctx, rt, doc, members);
+            await tx.query('RELEASE SAVEPOINT batch_row');
+            results.push({ ok: true, id: row.id });
+          } catch (err) {
+            await tx.query('ROLLBACK TO SAVEPOINT batch_row');
+            const mapped = this.writeError(rt, err);
+            if (!(mapped instanceof ScimError)) throw mapped;
+            results.push({ ok: false, error: mapped });
+          }
+        }
+        if (opts.dryRun) throw dryRun;
+      };
+      try {
+        await this.db.transaction(run);
+      } catch (err) {
+        if (err instanceof Retry) {
+          // A row before the first failure failing on the rerun (a concurrent writer): all under savepoints.
+          savepointsFrom = attempt === 0 ? err.index : 0;
+          continue;
+        }
+        if (err !== dryRun) throw err;
+      }
+      return results;
+    }
   }
 
   async replace(
@@ -301,6 +375,16 @@ export class ResourceService {
       if (docChanged) row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
       else if (rowsChanged > 0) row = await this.repo.touch(tx, ctx.tenant, id, now);
       if (row !== current) await this.record(tx, ctx, 'patch', rt, row);
+      if (result.memberChanges.length > 0 && !projection.attributes && !projection.excludedAttributes) {
+        // The HTTP layer answers a member change with 204 (a group may hold 500,000 members):
+        // building the representation would cost O(members), so it is not built.
+        return {
+          resource: {},
+          etag: etagOf(row.version),
+          location: locationOf(ctx, rt, row.id),
+          membersChanged: true,
+        };
+      }
       const res = await this.result(tx, ctx, rt, row, projection, requestedFromOps(ops));
       return { ...res, membersChanged: result.memberChanges.length > 0 };
     });
@@ -364,6 +448,30 @@ export class ResourceService {
     return secrets;
   }
 
+  /** The steps of a create inside its transaction: server-set values, the row, members, secrets, audit. */
+  private async createIn(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    doc: JsonObject,
+    members: JsonObject[] | undefined,
+  ): Promise<{ row: ResourceRow; secrets?: Record<string, string> }> {
+    const hook = await this.beforeStore(tx, ctx, rt, doc, 'create');
+    const now = new Date();
+    const row = await this.repo.insert(tx, ctx.tenant, {
+      id: randomUUID(),
+      resourceType: rt.name,
+      externalId: externalIdOf(doc),
+      doc,
+      now,
+      owner: ctx.clientId,
+    });
+    if (members) await this.addMembers(tx, ctx, row.id, members);
+    const secrets = await this.storeSecrets(tx, ctx, row.id, hook?.oneTimeSecrets);
+    await this.record(tx, ctx, 'create', rt, row);
+    return { row, secrets };
+  }
+
   /** The audit trail / change log entry of a write, in the write's transaction. */
   private async record(
     tx: Queryable,
@@ -392,20 +500,25 @@ export class ResourceService {
     try {
       return await this.db.transaction(fn);
     } catch (err) {
-      if (dbErrorCode(err) === UNIQUE_VIOLATION) {
-        const attrs = this.uniqueAttributes(rt);
-        throw ScimError.conflict(
-          `Another ${rt.name} already has this value of a unique attribute${attrs.length ? ` (${attrs.join(', ')})` : ''}`,
-        );
-      }
-      throw asClientDataError(err) ?? err;
+      throw this.writeError(rt, err);
     }
   }
 
-  /** Runs a read transaction, mapping data exceptions caused by request values to 400. */
-  private async read<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  /** The error a failed write answers with: unique-index violation → 409, data exception → 400. */
+  private writeError(rt: ResourceTypeConfig, err: unknown): unknown {
+    if (dbErrorCode(err) === UNIQUE_VIOLATION) {
+      const attrs = this.uniqueAttributes(rt);
+      return ScimError.conflict(
+        `Another ${rt.name} already has this value of a unique attribute${attrs.length ? ` (${attrs.join(', ')})` : ''}`,
+      );
+    }
+    return asClientDataError(err) ?? err;
+  }
+
+  /** Runs a read (in a transaction unless told otherwise), mapping data exceptions caused by request values to 400. */
+  private async read<T>(fn: (tx: Queryable) => Promise<T>, transaction = true): Promise<T> {
     try {
-      return await this.db.transaction(fn);
+      return await (transaction ? this.db.transaction(fn) : fn(this.db));
     } catch (err) {
       throw asClientDataError(err) ?? err;
     }
