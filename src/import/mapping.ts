@@ -188,6 +188,7 @@ function convert(column: Column, raw: JsonValue): JsonValue | undefined {
     case 'string':
       return raw;
     case 'boolean':
+      if (raw === 1 || raw === 0) return raw === 1;
       if (typeof raw !== 'string') return raw;
       if (TRUE.has(raw.toLowerCase())) return true;
       if (FALSE.has(raw.toLowerCase())) return false;

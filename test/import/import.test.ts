@@ -116,9 +116,7 @@ describe('device import into a store', () => {
     // Batches of 3: failures first, in the middle and last in a batch, and batches without one.
     const { counts, errors } = await run('mixed.csv', csv, { batchSize: 3 });
     assert.deepEqual(counts, { rows: 8, valid: 3, imported: 3, failed: 5 });
-    const uniqueness =
-      'Another Device already has this value of a unique attribute (deviceMacAddress, irk, deviceMacAddress, ' +
-      'deviceMacAddress, deviceControlEnterpriseEndpoint, telemetryEnterpriseEndpoint)';
+    const uniqueness = `Another Device already has this ${BLE}:deviceMacAddress`;
     assert.deepEqual(errors, [
       {
         row: 2,
