@@ -22,6 +22,7 @@ import type { StoreHookResult } from '../scim/schema/hooks.ts';
 import { stripSensitive } from '../scim/resource/sensitive.ts';
 import { TenancyRepository } from '../store/tenancy.ts';
 import { compileSort } from '../store/sql/sort-sql.ts';
+import { uniqueIndexes, type UniqueIndex } from '../store/sql/filter-sql.ts';
 import type { SortExpression } from '../store/sql/sort-sql.ts';
 import type { LimitsConfig } from '../config.ts';
 import { CursorCodec, queryHash } from './cursor.ts';
@@ -117,12 +118,16 @@ function asClientDataError(err: unknown): ScimError | undefined {
 export class ResourceService {
   private readonly repo = new ResourceRepository();
   private readonly changes = new TenancyRepository();
+  /** Unique index name → the attribute it guards, to name it in a 409. */
+  private readonly uniqueIndexNames: Map<string, UniqueIndex>;
 
   constructor(
     readonly db: Database,
     readonly registry: SchemaRegistry,
     private readonly cursors: CursorCodec,
-  ) {}
+  ) {
+    this.uniqueIndexNames = new Map(uniqueIndexes(registry).map((i) => [i.name, i]));
+  }
 
   // ---- reads -------------------------------------------------------------------------------
 
@@ -165,6 +170,12 @@ export class ResourceService {
     }
     if (ctx.hideSensitive) for (const b of bound) if (b.filter) refuseSensitive(b.filter);
     const sort = this.sortOf(types, params);
+    if (ctx.hideSensitive && sort?.sensitive) {
+      throw ScimError.badRequest(
+        'invalidValue',
+        'This client may not sort by onboarding secrets (scope devices:secrets)',
+      );
+    }
     const maxPage = Math.min(ctx.limits.maxPageSize, ctx.limits.filterMaxResults);
     let count = params.count ?? Math.min(ctx.limits.defaultPageSize, maxPage);
     if (!Number.isFinite(count) || count < 0) count = 0;
@@ -339,7 +350,7 @@ export class ResourceService {
       let changed = !deepEqual(doc, current.doc);
       if (rt.membersAttribute) {
         const removed = await this.repo.removeMembers(tx, ctx.tenant, id);
-        const added = members ? await this.addMembers(tx, ctx, id, members) : 0;
+        const added = members ? await this.addMembers(tx, ctx, rt, id, members) : 0;
         changed ||= removed !== added || (await this.membersDiffer(existing, rt, members));
       }
       const now = new Date();
@@ -466,7 +477,7 @@ export class ResourceService {
       now,
       owner: ctx.clientId,
     });
-    if (members) await this.addMembers(tx, ctx, row.id, members);
+    if (members) await this.addMembers(tx, ctx, rt, row.id, members);
     const secrets = await this.storeSecrets(tx, ctx, row.id, hook?.oneTimeSecrets);
     await this.record(tx, ctx, 'create', rt, row);
     return { row, secrets };
@@ -507,9 +518,12 @@ export class ResourceService {
   /** The error a failed write answers with: unique-index violation → 409, data exception → 400. */
   private writeError(rt: ResourceTypeConfig, err: unknown): unknown {
     if (dbErrorCode(err) === UNIQUE_VIOLATION) {
-      const attrs = this.uniqueAttributes(rt);
+      const constraint = (err as { constraint?: string }).constraint;
+      const index = constraint ? this.uniqueIndexNames.get(constraint) : undefined;
       return ScimError.conflict(
-        `Another ${rt.name} already has this value of a unique attribute${attrs.length ? ` (${attrs.join(', ')})` : ''}`,
+        index
+          ? `Another ${index.resourceType} already has this ${index.attribute}`
+          : `Another ${rt.name} already has this value of a unique attribute`,
       );
     }
     return asClientDataError(err) ?? err;
@@ -522,17 +536,6 @@ export class ResourceService {
     } catch (err) {
       throw asClientDataError(err) ?? err;
     }
-  }
-
-  private uniqueAttributes(rt: ResourceTypeConfig): string[] {
-    const out: string[] = [];
-    for (const { schema } of this.registry.schemasOf(rt)) {
-      for (const a of schema.attributes) {
-        if (a.uniqueness !== 'none') out.push(a.name);
-        for (const s of a.subAttributes ?? []) if (s.uniqueness !== 'none') out.push(`${a.name}.${s.name}`);
-      }
-    }
-    return out;
   }
 
   private async lockForWrite(
@@ -552,7 +555,10 @@ export class ResourceService {
     return row;
   }
 
-  private sortOf(types: ResourceTypeConfig[], params: ListParams): ListQuery['sort'] {
+  private sortOf(
+    types: ResourceTypeConfig[],
+    params: ListParams,
+  ): (ListQuery['sort'] & { sensitive: boolean }) | undefined {
     const order = params.sortOrder?.toLowerCase();
     if (order !== undefined && order !== 'ascending' && order !== 'descending') {
       throw ScimError.badRequest(
@@ -564,6 +570,7 @@ export class ResourceService {
     const path = this.parseFilter(`${params.sortBy} pr`);
     if (path.op !== 'pr') throw ScimError.badRequest('invalidValue', `sortBy must be an attribute path`);
     const perType = new Map<string, SortExpression>();
+    let sensitive = false;
     for (const rt of types) {
       const attr = this.registry.findAttribute(rt, path.path);
       if (!attr) {
@@ -572,10 +579,11 @@ export class ResourceService {
         continue;
       }
       perType.set(rt.name, compileSort(attr, rt, 'r'));
+      if (attr.attribute.sensitive || attr.sub?.sensitive) sensitive = true;
     }
     if (perType.size === 0)
       throw ScimError.badRequest('invalidValue', `Unknown sortBy attribute "${params.sortBy}"`);
-    return { perType, descending: order === 'descending' };
+    return { perType, descending: order === 'descending', sensitive };
   }
 
   /** Splits the relation attribute (Group.members) off a canonical resource: it is stored as rows. */
@@ -602,6 +610,7 @@ export class ResourceService {
   private async addMembers(
     tx: Queryable,
     ctx: RequestContext,
+    rt: ResourceTypeConfig,
     groupId: string,
     values: JsonObject[],
   ): Promise<number> {
@@ -618,9 +627,20 @@ export class ResourceService {
         throw ScimError.badRequest('invalidValue', `Member "${id}" is a ${actual}, not a ${v.type}`);
       }
       if (id === groupId) throw ScimError.badRequest('invalidValue', 'A group cannot be a member of itself');
+      const allowed = this.memberTypes(rt);
+      if (allowed && !allowed.includes(actual.toLowerCase())) {
+        throw ScimError.badRequest('invalidValue', `Member "${id}" is a ${actual}, which cannot be a member`);
+      }
       rows.push({ id, type: actual, ...(typeof v.display === 'string' ? { display: v.display } : {}) });
     }
     return this.repo.addMembers(tx, ctx.tenant, groupId, rows);
+  }
+
+  /** The resource types a members attribute admits (its `type` sub-attribute's canonical values), lower-cased. */
+  private memberTypes(rt: ResourceTypeConfig): string[] | undefined {
+    if (!rt.membersAttribute) return undefined;
+    const attr = this.registry.findAttribute(rt, { attr: rt.membersAttribute, subAttr: 'type' });
+    return attr?.sub?.canonicalValues?.map((v) => v.toLowerCase());
   }
 
   private async applyMemberChange(
@@ -632,10 +652,10 @@ export class ResourceService {
   ): Promise<number> {
     switch (change.kind) {
       case 'add':
-        return this.addMembers(tx, ctx, groupId, change.values);
+        return this.addMembers(tx, ctx, rt, groupId, change.values);
       case 'replace': {
         const removed = await this.repo.removeMembers(tx, ctx.tenant, groupId);
-        const added = await this.addMembers(tx, ctx, groupId, change.values);
+        const added = await this.addMembers(tx, ctx, rt, groupId, change.values);
         return removed + added;
       }
       case 'remove': {

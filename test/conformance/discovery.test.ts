@@ -226,8 +226,8 @@ describe('Schemas (RFC 7643 §7)', () => {
     assert.equal(subs.type.mutability, 'immutable');
     assert.equal(subs.$ref.mutability, 'immutable');
     assert.equal(subs.$ref.type, 'reference');
-    // Devices can be Group members too (draft-ietf-scim-device-model).
-    assert.deepEqual([...subs.$ref.referenceTypes].sort(), ['Device', 'Group', 'User']);
+    // Devices and EndpointApps can be Group members too (draft-ietf-scim-device-model).
+    assert.deepEqual([...subs.$ref.referenceTypes].sort(), ['Device', 'EndpointApp', 'Group', 'User']);
   });
 
   test('Enterprise extension schema: manager is complex with value, $ref and displayName (readOnly)', async () => {

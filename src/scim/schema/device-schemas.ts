@@ -349,7 +349,9 @@ export const endpointAppsExtSchema: SchemaInput = {
       required: true,
       caseExact: true,
       mutability: 'readOnly',
-      uniqueness: 'server',
+      // The draft says "Enterprise" uniqueness, but every device behind one gateway shares these
+      // URLs: they are not unique, and /Schemas must not claim they are.
+      uniqueness: 'none',
       description: 'The URL device control applications connect to.',
     },
     {
@@ -358,7 +360,7 @@ export const endpointAppsExtSchema: SchemaInput = {
       referenceTypes: ['uri'],
       caseExact: true,
       mutability: 'readOnly',
-      uniqueness: 'server',
+      uniqueness: 'none',
       description: 'The URL telemetry applications connect to.',
     },
   ],
@@ -411,9 +413,11 @@ export function registerDeviceModel(registry: SchemaRegistry): void {
     description: 'Endpoint application',
     schema: ENDPOINT_APP_SCHEMA,
     schemaExtensions: [],
+    // The draft gives EndpointApp a derived `groups`: endpoint apps can be Group members too.
+    groupsAttribute: 'groups',
   });
   if (registry.schema(GROUP_SCHEMA)) {
-    registry.addCanonicalValues(GROUP_SCHEMA, 'members.type', ['Device']);
-    registry.addReferenceTypes(GROUP_SCHEMA, 'members.$ref', ['Device']);
+    registry.addCanonicalValues(GROUP_SCHEMA, 'members.type', ['Device', 'EndpointApp']);
+    registry.addReferenceTypes(GROUP_SCHEMA, 'members.$ref', ['Device', 'EndpointApp']);
   }
 }

@@ -459,8 +459,22 @@ function slug(s: string): string {
  * (per tenant) or global (across tenants), per resource type. Partial on resource_type: a User
  * and a Group may share a value.
  */
-export function uniqueIndexStatements(registry: SchemaRegistry): string[] {
-  const out: string[] = [];
+export interface UniqueIndex {
+  name: string;
+  /** The CREATE UNIQUE INDEX statement. */
+  statement: string;
+  resourceType: string;
+  /** The attribute it makes unique, as a client would write it (URN-qualified for extensions). */
+  attribute: string;
+}
+
+/**
+ * One unique expression index per single-valued string attribute whose uniqueness is server
+ * (per tenant) or global (across tenants), per resource type. Partial on resource_type: a User
+ * and a Group may share a value.
+ */
+export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
+  const out: UniqueIndex[] = [];
   for (const rt of registry.resourceTypes()) {
     for (const { schema, extension } of registry.schemasOf(rt)) {
       const location = extension ? 'extension' : 'core';
@@ -483,11 +497,19 @@ export function uniqueIndexStatements(registry: SchemaRegistry): string[] {
           `resources_uq_${slug(rt.name)}_${slug(path)}`.slice(0, 50) +
           `_${hash8(`${rt.name}|${schema.id}|${path}`)}`;
         const key = uniqueness === 'global' ? equalityExpression(b) : `tenant_id, ${equalityExpression(b)}`;
-        out.push(
-          `CREATE UNIQUE INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE resource_type = ${sqlLiteral(rt.name)}`,
-        );
+        const dotted = `${b.attribute.name}${b.sub ? `.${b.sub.name}` : ''}`;
+        out.push({
+          name,
+          statement: `CREATE UNIQUE INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE resource_type = ${sqlLiteral(rt.name)}`,
+          resourceType: rt.name,
+          attribute: extension ? `${schema.id}:${dotted}` : dotted,
+        });
       }
     }
   }
   return out;
+}
+
+export function uniqueIndexStatements(registry: SchemaRegistry): string[] {
+  return uniqueIndexes(registry).map((i) => i.statement);
 }
