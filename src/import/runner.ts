@@ -81,7 +81,7 @@ export async function runImport(opts: ImportOptions): Promise<ImportSummary> {
   const started = performance.now();
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
   const totalBytes = statSync(opts.file).size;
-  const stream = createReadStream(opts.file, { encoding: 'utf8', highWaterMark: 1 << 18 });
+  const stream = createReadStream(opts.file, { encoding: 'utf8', highWaterMark: 1 << 16 });
   const summary = { rows: 0, valid: 0, failed: 0 };
   let batch: PendingRow[] = [];
 
