@@ -13,6 +13,8 @@ declare module 'autocannon' {
     duration?: number;
     pipelining?: number;
     headers?: Record<string, string>;
+    /** Passed to tls.connect for https URLs (autocannon itself sets rejectUnauthorized: false). */
+    tlsOptions?: { cert?: Buffer; key?: Buffer; ca?: Buffer };
     requests?: { method?: string; path?: string; setupRequest?: (req: RawRequest) => RawRequest }[];
   }
 

@@ -3,18 +3,29 @@
  * BENCH_SERVER_SPEC is a JSON ServerSpec. Prints `LISTENING <port>` once it accepts connections, and shuts
  * down cleanly on SIGTERM (the PGlite folder must be closed before the parent removes it).
  */
+import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createApp } from '../src/app.ts';
 
+/** PEM files: HTTPS, and with clientCa client certificates are requested (as scimd's tlsClientCa). */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  clientCa?: string;
+}
+
 export type ServerSpec =
-  { kind: 'hello' } | { kind: 'scimd'; adminToken: string; dataDir?: string; databaseUrl?: string };
+  | { kind: 'hello'; tls?: TlsFiles }
+  | { kind: 'scimd'; adminToken: string; dataDir?: string; databaseUrl?: string; tls?: TlsFiles };
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.env.BENCH_SERVER_SPEC ?? '{}') as ServerSpec;
   let server: FastifyInstance;
   let close: () => Promise<void>;
   if (spec.kind === 'hello') {
-    server = Fastify({ logger: false });
+    // The TLS baseline: the same handler behind the same handshake and record layer as scimd's HTTPS.
+    const https = spec.tls ? { cert: readFileSync(spec.tls.cert), key: readFileSync(spec.tls.key) } : null;
+    server = (https ? Fastify({ logger: false, https }) : Fastify({ logger: false })) as FastifyInstance;
     server.get('/', async () => ({ hello: 'world' }));
     close = () => server.close();
   } else {
@@ -25,6 +36,9 @@ async function main(): Promise<void> {
       logLevel: 'silent',
       dataDir: spec.dataDir,
       databaseUrl: spec.databaseUrl,
+      tlsCert: spec.tls?.cert,
+      tlsKey: spec.tls?.key,
+      tlsClientCa: spec.tls?.clientCa,
     });
     server = app.server;
     close = () => app.close();

@@ -55,7 +55,7 @@ export interface LoadedData {
 }
 
 /** The canonical document stored for a resource: prepareWrite output without id, meta and relations. */
-function storedDoc(registry: SchemaRegistry, rt: ResourceTypeConfig, body: JsonObject): JsonObject {
+export function storedDoc(registry: SchemaRegistry, rt: ResourceTypeConfig, body: JsonObject): JsonObject {
   const canonical = prepareWrite(registry, rt, body, { mode: 'create' });
   const doc: JsonObject = {};
   for (const [k, v] of Object.entries(canonical)) {
@@ -65,10 +65,12 @@ function storedDoc(registry: SchemaRegistry, rt: ResourceTypeConfig, body: JsonO
   return doc;
 }
 
-async function insertResources(
+export async function insertResources(
   db: Database,
   type: string,
   rows: { id: string; externalId: string | null; doc: JsonObject }[],
+  tenant = TENANT,
+  owner = OWNER,
 ): Promise<void> {
   // One multi-row INSERT per batch; arrays keep it to a handful of parameters whatever the batch size.
   await db.query(
@@ -76,10 +78,10 @@ async function insertResources(
      SELECT $1, u.id, $2, u.ext, 1, $3, $3, u.doc::jsonb, $4
      FROM unnest($5::text[], $6::text[], $7::text[]) AS u(id, ext, doc)`,
     [
-      TENANT,
+      tenant,
       type,
       new Date(),
-      OWNER,
+      owner,
       rows.map((r) => r.id),
       rows.map((r) => r.externalId),
       rows.map((r) => JSON.stringify(r.doc)),
@@ -169,4 +171,26 @@ export async function loadData(
   await db.query('CHECKPOINT').catch((err: unknown) => log(`  CHECKPOINT failed: ${String(err)}`));
   const analyzeSeconds = (performance.now() - a0) / 1000;
   return { userIds, groupIds, smallGroupId, bigGroupId, memberships, loadSeconds, analyzeSeconds };
+}
+
+/** Users only (no groups), for benchmarks that need readable Users in several tenants. */
+export async function loadUsers(
+  db: Database,
+  registry: SchemaRegistry,
+  tenant: string,
+  users: number,
+): Promise<string[]> {
+  const userRt = registry.resourceType('User')!;
+  const ids: string[] = [];
+  const BATCH = 1000;
+  for (let from = 0; from < users; from += BATCH) {
+    const rows = [];
+    for (let i = from; i < Math.min(users, from + BATCH); i++) {
+      const doc = storedDoc(registry, userRt, userBody(i));
+      rows.push({ id: randomUUID(), externalId: doc.externalId as string, doc });
+    }
+    await insertResources(db, 'User', rows, tenant);
+    ids.push(...rows.map((r) => r.id));
+  }
+  return ids;
 }

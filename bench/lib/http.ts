@@ -3,6 +3,14 @@
  * time, so the figure is the server's latency rather than queueing).
  */
 import http from 'node:http';
+import https from 'node:https';
+
+/** A client certificate (and the CA the server certificate is checked against), PEM. */
+export interface ClientTls {
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  ca: string | Buffer;
+}
 
 export interface Response {
   status: number;
@@ -11,26 +19,30 @@ export interface Response {
 }
 
 export class Client {
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  private readonly agent: http.Agent;
 
+  /** Without a token no Authorization header is sent (a TLS client certificate may authenticate). */
   constructor(
     readonly port: number,
-    private readonly token: string,
-  ) {}
+    private readonly token: string | undefined,
+    private readonly tls?: ClientTls,
+  ) {
+    this.agent = tls
+      ? new https.Agent({ keepAlive: true, maxSockets: 1, ...tls })
+      : new http.Agent({ keepAlive: true, maxSockets: 1 });
+  }
 
   request(method: string, path: string, body?: unknown): Promise<Response> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string | number> = {
-      authorization: `Bearer ${this.token}`,
-      accept: 'application/scim+json',
-    };
+    const headers: Record<string, string | number> = { accept: 'application/scim+json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (payload) {
       headers['content-type'] = 'application/scim+json';
       headers['content-length'] = payload.length;
     }
     return new Promise((resolve, reject) => {
       const start = performance.now();
-      const req = http.request(
+      const req = (this.tls ? https : http).request(
         { host: '127.0.0.1', port: this.port, method, path, headers, agent: this.agent },
         (res) => {
           const chunks: Buffer[] = [];

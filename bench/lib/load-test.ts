@@ -23,6 +23,8 @@ export interface LoadSpec {
   /** Paths requested in turn (one path = the same request every time). */
   paths: string[];
   token?: string;
+  /** HTTPS, with these TLS options (a client certificate) for every connection. */
+  tls?: { cert?: Buffer; key?: Buffer; ca?: Buffer };
   connections: number;
   warmupSeconds: number;
   seconds: number;
@@ -33,7 +35,8 @@ async function once(spec: LoadSpec, seconds: number) {
   const headers: Record<string, string> = { accept: 'application/scim+json' };
   if (spec.token) headers.authorization = `Bearer ${spec.token}`;
   return autocannon({
-    url: `http://127.0.0.1:${spec.port}`,
+    url: `${spec.tls ? 'https' : 'http'}://127.0.0.1:${spec.port}`,
+    ...(spec.tls ? { tlsOptions: spec.tls } : {}),
     connections: spec.connections,
     duration: seconds,
     headers,
