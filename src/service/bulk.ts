@@ -148,35 +148,44 @@ export async function runBulk(
     }
   };
 
-  while (pending.length > 0 && (failOnErrors === undefined || errors < failOnErrors)) {
-    // The first operation (in request order) whose references are all settled runs next.
-    const next = pending.find((op) =>
-      [...op.refs].every((r) => created.has(r) || failedBulkIds.has(r) || !declared.has(r)),
-    );
-    if (!next) {
-      for (const op of pending) {
-        record(
-          op,
-          failure(
-            op,
-            new ScimError(
-              409,
-              undefined,
-              `Circular bulkId references could not be resolved (${[...op.refs].join(', ')})`,
-            ),
-          ),
-        );
-        if (failOnErrors !== undefined && errors >= failOnErrors) break;
-      }
-      break;
-    }
-    pending = pending.filter((op) => op !== next);
-    record(next, await runOne(service, ctx, access, next, created, failedBulkIds, declared));
-  }
+  // One transaction for the whole request, a savepoint per operation: a failed operation is undone
+  // alone (Bulk is not atomic, RFC 7644 §3.7), and the request pays for one commit, not one per operation.
+  await service.inTransaction(async (transaction) => {
+    const opCtx: RequestContext = { ...ctx, transaction };
+    await runAll(opCtx);
+  });
   return {
     schemas: [BULK_RESPONSE_SCHEMA],
     Operations: [...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r),
   };
+
+  async function runAll(opCtx: RequestContext): Promise<void> {
+    while (pending.length > 0 && (failOnErrors === undefined || errors < failOnErrors)) {
+      // The first operation (in request order) whose references are all settled runs next.
+      const next = pending.find((op) =>
+        [...op.refs].every((r) => created.has(r) || failedBulkIds.has(r) || !declared.has(r)),
+      );
+      if (!next) {
+        for (const op of pending) {
+          record(
+            op,
+            failure(
+              op,
+              new ScimError(
+                409,
+                undefined,
+                `Circular bulkId references could not be resolved (${[...op.refs].join(', ')})`,
+              ),
+            ),
+          );
+          if (failOnErrors !== undefined && errors >= failOnErrors) break;
+        }
+        break;
+      }
+      pending = pending.filter((op) => op !== next);
+      record(next, await runOne(service, opCtx, access, next, created, failedBulkIds, declared));
+    }
+  }
 }
 
 function failure(op: BulkOperation, err: ScimError): BulkOperationResult {

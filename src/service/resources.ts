@@ -46,6 +46,8 @@ export interface RequestContext {
   managed?: { clientId: string; appIds: string[] };
   /** Leave out attributes marked `sensitive` (onboarding secrets) from every response. */
   hideSensitive?: boolean;
+  /** An open transaction the operation joins (in a savepoint): Bulk runs its operations in one. */
+  transaction?: Queryable;
 }
 
 export interface Projection {
@@ -241,7 +243,7 @@ export class ResourceService {
   ): Promise<ResourceResult> {
     const canonical = prepareWrite(this.registry, rt, body, { mode: 'create' });
     const { doc, members } = this.splitMembers(rt, canonical);
-    return this.write(rt, async (tx) => {
+    return this.write(ctx, rt, async (tx) => {
       const { row, secrets } = await this.createIn(tx, ctx, rt, doc, members);
       const res = await this.result(tx, ctx, rt, row, projection, requested(body));
       // One-time secrets appear in this response only; the store keeps their digests.
@@ -340,7 +342,7 @@ export class ResourceService {
     ifMatch: string | undefined,
     projection: Projection = {},
   ): Promise<ResourceResult> {
-    return this.write(rt, async (tx) => {
+    return this.write(ctx, rt, async (tx) => {
       const current = await this.lockForWrite(tx, ctx, rt, id, ifMatch);
       const existing = await this.fullResource(tx, ctx, rt, current);
       const canonical = prepareWrite(this.registry, rt, body, { mode: 'replace', existing });
@@ -371,7 +373,7 @@ export class ResourceService {
     projection: Projection = {},
   ): Promise<ResourceResult & { membersChanged: boolean }> {
     const ops = parsePatchRequest(body);
-    return this.write(rt, async (tx) => {
+    return this.write(ctx, rt, async (tx) => {
       const current = await this.lockForWrite(tx, ctx, rt, id, ifMatch);
       const before = await this.representation(tx, ctx, rt, current, { withMembers: false });
       const result = applyPatch(this.registry, rt, before, ops);
@@ -407,7 +409,7 @@ export class ResourceService {
     id: string,
     ifMatch: string | undefined,
   ): Promise<void> {
-    await this.write(rt, async (tx) => {
+    await this.write(ctx, rt, async (tx) => {
       const row = await this.lockForWrite(tx, ctx, rt, id, ifMatch);
       const now = new Date();
       const groups = await this.repo.delete(tx, ctx.tenant, id, now);
@@ -507,12 +509,37 @@ export class ResourceService {
   }
 
   /** Runs a write transaction; a unique-index violation becomes 409 uniqueness (RFC 7644 §3.3). */
-  private async write<T>(rt: ResourceTypeConfig, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  /**
+   * Runs a write in its own transaction — or, when the context carries one (a Bulk request), in a
+   * savepoint of it, so a failing operation is undone alone and the others commit together.
+   */
+  private async write<T>(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    fn: (tx: Queryable) => Promise<T>,
+  ): Promise<T> {
+    const outer = ctx.transaction;
+    if (!outer) {
+      try {
+        return await this.db.transaction(fn);
+      } catch (err) {
+        throw this.writeError(rt, err);
+      }
+    }
+    await outer.query('SAVEPOINT scim_operation');
     try {
-      return await this.db.transaction(fn);
+      const result = await fn(outer);
+      await outer.query('RELEASE SAVEPOINT scim_operation');
+      return result;
     } catch (err) {
+      await outer.query('ROLLBACK TO SAVEPOINT scim_operation');
       throw this.writeError(rt, err);
     }
+  }
+
+  /** Runs several operations in one transaction: pass `{ ...ctx, transaction }` to each (see write). */
+  async inTransaction<T>(fn: (transaction: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(fn);
   }
 
   /** The error a failed write answers with: unique-index violation → 409, data exception → 400. */
