@@ -739,8 +739,18 @@ describe('device model: registry and discovery', () => {
 
   test('Group members may be Devices; the core registry is unchanged', () => {
     const members = registry.schema(GROUP_SCHEMA)!.attributes.find((a) => a.name === 'members')!;
-    assert.deepEqual(findSubAttribute(members, 'type')!.canonicalValues, ['User', 'Group', 'Device', 'EndpointApp']);
-    assert.deepEqual(findSubAttribute(members, '$ref')!.referenceTypes, ['User', 'Group', 'Device', 'EndpointApp']);
+    assert.deepEqual(findSubAttribute(members, 'type')!.canonicalValues, [
+      'User',
+      'Group',
+      'Device',
+      'EndpointApp',
+    ]);
+    assert.deepEqual(findSubAttribute(members, '$ref')!.referenceTypes, [
+      'User',
+      'Group',
+      'Device',
+      'EndpointApp',
+    ]);
     const core = createCoreRegistry()
       .schema(GROUP_SCHEMA)!
       .attributes.find((a) => a.name === 'members')!;
