@@ -224,8 +224,7 @@ export class ResourceService {
       } else {
         out.startIndex = startIndex;
       }
-      if (count > 0 || useCursor) out.itemsPerPage = page.length;
-      else out.itemsPerPage = 0;
+      out.itemsPerPage = page.length;
       if (page.length > 0) {
         out.Resources = await this.represent(tx, ctx, page, params);
       }
