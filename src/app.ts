@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type AppConfig } from './config.ts';
+import { SigningKeys } from './events/keys.ts';
 import { buildServer } from './http/server.ts';
 import { createServerRegistry } from './registry.ts';
 import type { SchemaRegistry } from './scim/schema/registry.ts';
@@ -21,6 +22,8 @@ export interface App {
   db: Database;
   service: ResourceService;
   admin: AdminService;
+  /** Per-tenant keys that sign Security Event Tokens (the JWKS route reads the same table). */
+  signingKeys: SigningKeys;
   server: FastifyInstance;
   close(): Promise<void>;
 }
@@ -59,6 +62,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     db,
     service,
     admin,
+    signingKeys: new SigningKeys(db),
     server,
     async close() {
       await server.close();

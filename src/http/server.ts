@@ -18,6 +18,8 @@ import type { ResourceService } from '../service/resources.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { GatewayService } from '../devices/gateway.ts';
+import { jwksRoutes } from '../events/jwks-routes.ts';
+import { SigningKeys } from '../events/keys.ts';
 import { sendError, toScimError } from './errors.ts';
 import { parseJsonBody } from './json-body.ts';
 import { scimRoutes } from './scim-routes.ts';
@@ -204,6 +206,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       prefix: '/admin/v1',
     },
   );
+
+  await app.register(jwksRoutes({ keys: new SigningKeys(deps.service.db), tenants: deps.tenants }));
 
   // Another protocol version in the path is refused, never served as v2 (RFC 7644 §3.13).
   app.all('/scim/:version/*', async (request) => {

@@ -101,4 +101,18 @@ export const BASE_SCHEMA: string[] = [
      name text PRIMARY KEY,
      secret text NOT NULL
    )`,
+  // Keys that sign a tenant's Security Event Tokens (src/events/keys.ts). The private JWK is kept
+  // as is: protect the database. One active key per tenant (not_after and retired unset).
+  `CREATE TABLE IF NOT EXISTS signing_keys (
+     tenant_id text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+     kid text NOT NULL,
+     alg text NOT NULL,
+     private_jwk jsonb NOT NULL,
+     public_jwk jsonb NOT NULL,
+     created timestamptz NOT NULL DEFAULT clock_timestamp(),
+     not_after timestamptz,
+     retired timestamptz,
+     PRIMARY KEY (tenant_id, kid)
+   )`,
+  `CREATE UNIQUE INDEX IF NOT EXISTS signing_keys_active ON signing_keys (tenant_id) WHERE not_after IS NULL AND retired IS NULL`,
 ];
