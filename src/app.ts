@@ -10,6 +10,7 @@ import { buildServer } from './http/server.ts';
 import { createServerRegistry } from './registry.ts';
 import type { SchemaRegistry } from './scim/schema/registry.ts';
 import { CursorCodec } from './service/cursor.ts';
+import { DeltaService } from './service/delta.ts';
 import { ResourceService } from './service/resources.ts';
 import type { Database } from './store/db.ts';
 import { openDatabase } from './store/open.ts';
@@ -56,6 +57,15 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     },
   });
   await server.ready();
+  // Change log retention: hourly, off the event loop's keep-alive; close() waits for a running pass.
+  const retention = new DeltaService(service, config);
+  let pruning: Promise<unknown> = Promise.resolve();
+  const pruner = setInterval(() => {
+    pruning = retention
+      .prune()
+      .catch((err: unknown) => server.log.error({ err }, 'change log pruning failed'));
+  }, 3_600_000);
+  pruner.unref();
   return {
     config,
     registry,
@@ -65,6 +75,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     signingKeys: new SigningKeys(db),
     server,
     async close() {
+      clearInterval(pruner);
+      await pruning;
       await server.close();
       await db.close();
     },

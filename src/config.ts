@@ -14,6 +14,8 @@ export interface LimitsConfig {
   maxPageSize: number;
   /** Seconds a cursor stays valid (RFC 9865 cursorTimeout). */
   cursorTimeout: number;
+  /** Days the change log is kept (delta tokens older than this ask for a full pull); fractions allowed. */
+  changeRetentionDays: number;
 }
 
 export interface AppConfig extends LimitsConfig {
@@ -46,6 +48,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   defaultPageSize: 100,
   maxPageSize: 1000,
   cursorTimeout: 3600,
+  changeRetentionDays: 30,
 };
 
 export function loadConfig(
@@ -66,6 +69,7 @@ export function loadConfig(
       windowSeconds: Number(env.SCIMD_RATE_LIMIT_WINDOW ?? 60),
     };
   }
+  if (env.SCIMD_CHANGE_RETENTION_DAYS) fromEnv.changeRetentionDays = Number(env.SCIMD_CHANGE_RETENTION_DAYS);
   if (env.SCIMD_TLS_CERT) fromEnv.tlsCert = env.SCIMD_TLS_CERT;
   if (env.SCIMD_TLS_KEY) fromEnv.tlsKey = env.SCIMD_TLS_KEY;
   if (env.SCIMD_TLS_CLIENT_CA) fromEnv.tlsClientCa = env.SCIMD_TLS_CLIENT_CA;
@@ -84,6 +88,9 @@ export function loadConfig(
   }
   if (config.rateLimit && !(config.rateLimit.max > 0 && config.rateLimit.windowSeconds > 0)) {
     throw new Error('SCIMD_RATE_LIMIT_MAX and SCIMD_RATE_LIMIT_WINDOW must be positive numbers');
+  }
+  if (!(config.changeRetentionDays > 0)) {
+    throw new Error('SCIMD_CHANGE_RETENTION_DAYS must be a positive number of days');
   }
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   if (config.tlsClientCa && !config.tlsCert)

@@ -12,7 +12,12 @@ export const RESOURCE_TYPE_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:Resou
 export const SCHEMA_SCHEMA = 'urn:ietf:params:scim:schemas:core:2.0:Schema';
 export const DOCS_URL = 'https://github.com/scimd/scimd#readme';
 
-export function serviceProviderConfig(limits: LimitsConfig, baseUrl: string): JsonObject {
+export function serviceProviderConfig(
+  limits: LimitsConfig,
+  baseUrl: string,
+  /** Resource types served (they all support delta query); unset = not advertised by name. */
+  types?: string[],
+): JsonObject {
   return {
     schemas: [SPC_SCHEMA],
     documentationUri: DOCS_URL,
@@ -34,6 +39,12 @@ export function serviceProviderConfig(limits: LimitsConfig, baseUrl: string): Js
       defaultPageSize: limits.defaultPageSize,
       maxPageSize: Math.min(limits.maxPageSize, limits.filterMaxResults),
       cursorTimeout: limits.cursorTimeout,
+    },
+    // draft-sehgal-scim-delta-query-02 §4.4 (member name capitalised as written there).
+    DeltaQuery: {
+      supported: true,
+      deltaTokenExpiry: Math.max(1, Math.floor(limits.changeRetentionDays * 86_400)),
+      ...(types ? { supportedResources: ['ServerRoot', ...types] } : {}),
     },
     authenticationSchemes: [
       {

@@ -19,6 +19,7 @@ import type { AppConfig, LimitsConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { ResourceTypeConfig } from '../scim/schema/registry.ts';
 import { parseBulkRequest, runBulk } from '../service/bulk.ts';
+import { DeltaService, parseDeltaRequest, type DeltaScope } from '../service/delta.ts';
 import type { Projection, RequestContext, ResourceResult, ResourceService } from '../service/resources.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
 import { effectiveLimits } from '../tenancy/settings.ts';
@@ -70,6 +71,7 @@ export interface ScimRouteDeps {
 export function scimRoutes(deps: ScimRouteDeps) {
   const { config, service, authenticator, tenants } = deps;
   const registry = service.registry;
+  const delta = new DeltaService(service, config);
 
   return async function routes(scim: FastifyInstance): Promise<void> {
     scim.addHook('onRequest', async (request) => {
@@ -230,7 +232,9 @@ export function scimRoutes(deps: ScimRouteDeps) {
     };
     scim.get('/ServiceProviderConfig', async (request, reply) => {
       noFilter(request);
-      return sendScim(reply, 200, serviceProviderConfig(state(request).limits, state(request).baseUrl));
+      const { limits, baseUrl, types } = state(request);
+      const names = types.map((t) => t.name);
+      return sendScim(reply, 200, serviceProviderConfig(limits, baseUrl, names));
     });
     scim.get('/ResourceTypes', async (request, reply) => {
       noFilter(request);
@@ -304,6 +308,40 @@ export function scimRoutes(deps: ScimRouteDeps) {
         onError: (err) => request.log.error({ err }, 'bulk operation failed'),
       });
       return sendScim(reply, 200, result);
+    });
+
+    // ---- delta query (draft-sehgal-scim-delta-query-02); static segments win over /:endpoint/:id ----
+    const rootScope = (request: FastifyRequest): DeltaScope => ({
+      root: true,
+      types: readableTypes(request),
+    });
+    const endpointScope = (request: FastifyRequest, endpoint: string): DeltaScope => {
+      const rt = resourceType(request, endpoint);
+      requireRead(principal(request), rt.name);
+      return { root: false, types: [rt] };
+    };
+    scim.get('/.deltaToken', async (request, reply) =>
+      sendScim(reply, 200, await delta.token(context(request), rootScope(request))),
+    );
+    scim.post('/.delta', async (request, reply) => {
+      const scope = rootScope(request);
+      return sendScim(
+        reply,
+        200,
+        await delta.delta(context(request), scope, parseDeltaRequest(request.body)),
+      );
+    });
+    scim.get<{ Params: { endpoint: string } }>('/:endpoint/.deltaToken', async (request, reply) => {
+      const scope = endpointScope(request, request.params.endpoint);
+      return sendScim(reply, 200, await delta.token(context(request), scope));
+    });
+    scim.post<{ Params: { endpoint: string } }>('/:endpoint/.delta', async (request, reply) => {
+      const scope = endpointScope(request, request.params.endpoint);
+      return sendScim(
+        reply,
+        200,
+        await delta.delta(context(request), scope, parseDeltaRequest(request.body)),
+      );
     });
 
     // ---- queries ----

@@ -96,6 +96,14 @@ export const BASE_SCHEMA: string[] = [
   // A client may act for an EndpointApp (it then reaches the devices that name that app).
   `ALTER TABLE clients ADD COLUMN IF NOT EXISTS endpoint_app_id text`,
   `CREATE INDEX IF NOT EXISTS resources_owner ON resources (tenant_id, resource_type, owner_client)`,
+  // Change log positions for delta queries (src/store/changes.ts): the writing transaction's id,
+  // so that a row committing after rows with higher seq is still found (seq order is not commit order).
+  `ALTER TABLE changes ADD COLUMN IF NOT EXISTS txid xid8 NOT NULL DEFAULT pg_current_xact_id()`,
+  `CREATE INDEX IF NOT EXISTS changes_tenant_txid ON changes (tenant_id, txid, seq)`,
+  `CREATE INDEX IF NOT EXISTS changes_tenant_resource_seq ON changes (tenant_id, resource_id, seq)`,
+  `CREATE INDEX IF NOT EXISTS changes_tenant_at ON changes (tenant_id, at)`,
+  // Retention: the highest transaction id whose changes were pruned (older delta tokens are refused).
+  `ALTER TABLE tenants ADD COLUMN IF NOT EXISTS changes_pruned_through xid8`,
   // Node-wide secrets (e.g. the key that signs paging cursors), shared by every node of a cluster.
   `CREATE TABLE IF NOT EXISTS server_secrets (
      name text PRIMARY KEY,

@@ -70,6 +70,7 @@ export const TENANT_SETTINGS_SCHEMA = {
         defaultPageSize: positiveInt,
         maxPageSize: positiveInt,
         cursorTimeout: positiveInt,
+        changeRetentionDays: { type: 'number', exclusiveMinimum: 0 },
       },
     },
     tokens: {
