@@ -20,6 +20,7 @@ import {
   ok,
   patch,
   pullDelta,
+  settle,
   summary,
   user,
   type Json,
@@ -430,6 +431,7 @@ describe('delta query: tokens and cursors are tamper-evident and tenant-bound', 
     const { base, token } = await tenant('cursors');
     const dt = await deltaToken(t, `${base}/Users`, token);
     for (let i = 0; i < 3; i++) await createUser(t, base, `c${i}`, token);
+    await settle(t);
     const first = await t.request('POST', `${base}/Users/.delta`, {
       token,
       body: { schemas: [DELTA_REQUEST], deltaToken: dt, count: 1 },
