@@ -49,7 +49,14 @@ const FULL_CORE: Settings = {
 };
 const FULL: AllSettings = {
   core: FULL_CORE,
-  auth: { connections: 50, warmupSeconds: 2, seconds: 10, serverWarmupSeconds: 5, authUsers: 10_000 },
+  auth: {
+    connections: 50,
+    warmupSeconds: 2,
+    seconds: 10,
+    serverWarmupSeconds: 5,
+    rounds: 2,
+    authUsers: 10_000,
+  },
   devices: { devices: 1_000_000, samples: 200, warmup: 5, batch: 10_000, buildMemory: '512MB' },
   devicesPglite: 100_000,
   importDevices: 50_000,
@@ -63,7 +70,14 @@ const QUICK: AllSettings = {
     emailSamples: 20,
     bulkUsers: 2_000,
   },
-  auth: { connections: 50, warmupSeconds: 1, seconds: 3, serverWarmupSeconds: 2, authUsers: 2_000 },
+  auth: {
+    connections: 50,
+    warmupSeconds: 1,
+    seconds: 3,
+    serverWarmupSeconds: 2,
+    rounds: 2,
+    authUsers: 2_000,
+  },
   devices: { devices: 50_000, samples: 50, warmup: 5, batch: 10_000, buildMemory: '512MB' },
   devicesPglite: 20_000,
   importDevices: 5_000,

@@ -28,6 +28,8 @@ export interface AuthSettings {
   seconds: number;
   /** Unmeasured load on each freshly started scimd before its first measured run. */
   serverWarmupSeconds: number;
+  /** Measured runs of each credential, in alternating order. */
+  rounds: number;
   /** Users loaded into each of the two tenants (the load cycles through the first 1,000). */
   authUsers: number;
 }
@@ -35,9 +37,12 @@ export interface AuthSettings {
 export type AuthRunId =
   'hello' | 'bootstrap' | 'token' | 'tokenThrottled' | 'jwt' | 'helloTls' | 'bootstrapTls' | 'mtls';
 
+/** Means over the rounds (p50/p99 too: the mean of each round's percentile). */
 export interface AuthRun extends LoadResult {
   id: AuthRunId;
   transport: 'http' | 'https';
+  /** req/s of each round, to show the spread. */
+  roundsRps: number[];
 }
 
 export interface AuthResult {
@@ -120,7 +125,7 @@ export async function runAuth(
         ...(tls ? { tls: { ca: readFileSync(path.join(TLS_DIR, 'ca.crt')) } } : {}),
         ...measure,
       });
-      runs.push({ ...r, id, transport: tls ? 'https' : 'http' });
+      runs.push({ ...r, id, transport: tls ? 'https' : 'http', roundsRps: [r.rps] });
     } finally {
       await h.stop();
     }
@@ -144,33 +149,74 @@ export async function runAuth(
       seconds: s.serverWarmupSeconds,
     });
   };
-  const measured = async (
-    server: ServerChild,
-    id: AuthRunId,
-    label: string,
-    paths: string[],
-    credential: { token?: string; tls?: { cert?: Buffer; key?: Buffer; ca: Buffer } },
-  ) => {
+  interface Credential {
+    id: AuthRunId;
+    label: string;
+    paths: string[];
+    token?: string;
+    tls?: { cert?: Buffer; key?: Buffer; ca: Buffer };
+  }
+  /**
+   * The credentials of one server, in rounds: forward, then backward, and so on (A B C D D C B A), so
+   * that drift over the run (a shared machine, the store warming up) weighs on each alike.
+   */
+  const measured = async (server: ServerChild, credentials: Credential[]) => {
     // A refused credential must not pass for a fast one: one checked request first, and no non-2xx under load.
-    const probe = new Client(server.port, credential.token, credential.tls);
-    try {
-      const res = await probe.expect('GET', paths[0], 200);
-      check((JSON.parse(res.body) as JsonObject).id === paths[0].split('/').pop(), `${label}: the user`);
-    } finally {
-      probe.close();
+    for (const c of credentials) {
+      const probe = new Client(server.port, c.token, c.tls);
+      try {
+        const res = await probe.expect('GET', c.paths[0], 200);
+        check(
+          (JSON.parse(res.body) as JsonObject).id === c.paths[0].split('/').pop(),
+          `${c.label}: the user`,
+        );
+      } finally {
+        probe.close();
+      }
     }
-    log(`${tag} ${label}`);
-    const r = await loadTest({
-      label,
-      port: server.port,
-      pid: server.pid,
-      paths,
-      token: credential.token,
-      tls: credential.tls,
-      ...measure,
-    });
-    check(r.non2xx === 0 && r.errors === 0, `${label}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
-    runs.push({ ...r, id, transport: credential.tls ? 'https' : 'http' });
+    const by = new Map<AuthRunId, LoadResult[]>(credentials.map((c) => [c.id, []]));
+    for (let round = 0; round < s.rounds; round++) {
+      for (const c of round % 2 === 0 ? credentials : [...credentials].reverse()) {
+        log(`${tag} ${c.label} (round ${round + 1}/${s.rounds})`);
+        const r = await loadTest({
+          label: c.label,
+          port: server.port,
+          pid: server.pid,
+          paths: c.paths,
+          token: c.token,
+          tls: c.tls,
+          ...measure,
+        });
+        check(
+          r.non2xx === 0 && r.errors === 0,
+          `${c.label}: ${r.non2xx} non-2xx answers, ${r.errors} errors`,
+        );
+        by.get(c.id)!.push(r);
+      }
+    }
+    for (const c of credentials) {
+      const rs = by.get(c.id)!;
+      const mean = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length;
+      const sum = (f: (r: LoadResult) => number) => rs.reduce((a, r) => a + f(r), 0);
+      runs.push({
+        id: c.id,
+        transport: c.tls ? 'https' : 'http',
+        label: c.label,
+        rps: mean((r) => r.rps),
+        p50: mean((r) => r.p50),
+        p99: mean((r) => r.p99),
+        total: sum((r) => r.total),
+        non2xx: sum((r) => r.non2xx),
+        errors: sum((r) => r.errors),
+        timeouts: sum((r) => r.timeouts),
+        cpu: {
+          server: mean((r) => r.cpu.server),
+          postgres: mean((r) => r.cpu.postgres),
+          loadGenerator: mean((r) => r.cpu.loadGenerator),
+        },
+        roundsRps: rs.map((r) => r.rps),
+      });
+    }
   };
 
   // ---- plain HTTP ----
@@ -214,18 +260,22 @@ export async function runAuth(
       .sign(privateKey);
 
     await warmUp(server, defaultPaths, { token: adminToken });
-    await measured(server, 'bootstrap', 'bootstrap token (SCIMD_ADMIN_TOKEN)', defaultPaths, {
-      token: adminToken,
-    });
-    await measured(server, 'token', 'opaque token (admin API)', tenantPaths, { token: tokens.plain });
-    await measured(
-      server,
-      'tokenThrottled',
-      `opaque token, rate limit ${RATE_LIMIT.max.toLocaleString('en-US')}/${RATE_LIMIT.windowSeconds} s`,
-      tenantPaths,
-      { token: tokens.throttled },
-    );
-    await measured(server, 'jwt', 'JWT (ES256, inline JWKS)', tenantPaths, { token: jwt });
+    await measured(server, [
+      {
+        id: 'bootstrap',
+        label: 'bootstrap token (SCIMD_ADMIN_TOKEN)',
+        paths: defaultPaths,
+        token: adminToken,
+      },
+      { id: 'token', label: 'opaque token (admin API)', paths: tenantPaths, token: tokens.plain },
+      {
+        id: 'tokenThrottled',
+        label: `opaque token, rate limit ${RATE_LIMIT.max.toLocaleString('en-US')}/${RATE_LIMIT.windowSeconds} s`,
+        paths: tenantPaths,
+        token: tokens.throttled,
+      },
+      { id: 'jwt', label: 'JWT (ES256, inline JWKS)', paths: tenantPaths, token: jwt },
+    ]);
   } finally {
     await server.stop();
   }
@@ -235,13 +285,21 @@ export async function runAuth(
   server = await startServer({ kind: 'scimd', adminToken, ...storeOpts, tls: TLS_FIXTURES });
   try {
     await warmUp(server, defaultPaths, { token: adminToken, tls: { ca: caPem } });
-    await measured(server, 'bootstrapTls', 'bootstrap token over HTTPS', defaultPaths, {
-      token: adminToken,
-      tls: { ca: caPem },
-    });
-    await measured(server, 'mtls', 'mTLS client certificate', tenantPaths, {
-      tls: { cert: readFileSync(CLIENT_CERT), key: readFileSync(CLIENT_KEY), ca: caPem },
-    });
+    await measured(server, [
+      {
+        id: 'bootstrapTls',
+        label: 'bootstrap token over HTTPS',
+        paths: defaultPaths,
+        token: adminToken,
+        tls: { ca: caPem },
+      },
+      {
+        id: 'mtls',
+        label: 'mTLS client certificate',
+        paths: tenantPaths,
+        tls: { cert: readFileSync(CLIENT_CERT), key: readFileSync(CLIENT_KEY), ca: caPem },
+      },
+    ]);
   } finally {
     await server.stop();
   }

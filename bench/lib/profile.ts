@@ -19,6 +19,8 @@ export interface Profile {
   statements: Statement[];
   slowest?: Statement;
   plan?: string;
+  /** Plans of named statements, shown instead of the slowest SELECT's when set. */
+  plans?: { of: string; plan: string }[];
 }
 
 export interface Recorder {

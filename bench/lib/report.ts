@@ -159,7 +159,9 @@ export function profileSection(p: Profile, level = 5): string {
       p.statements.map((s) => [fmt(s.ms), String(s.rows), `\`${oneLine(s.sql).replace(/\|/g, '\\|')}\``]),
     ),
   ];
-  if (p.plan) {
+  if (p.plans) {
+    for (const x of p.plans) out.push('', `EXPLAIN ANALYZE of ${x.of}:`, '', '```', x.plan, '```');
+  } else if (p.plan) {
     out.push('', 'EXPLAIN ANALYZE of the slowest SELECT:', '', '```', p.plan, '```');
   }
   return out.join('\n');
