@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { assertScimError, scimBase, tenantWithAdmin } from '../auth/helpers.ts';
 import { DeltaService } from '../../src/service/delta.ts';
-import { CANDIDATES_SQL, currentPosition } from '../../src/store/changes.ts';
+import { BOUNDS_SQL, CANDIDATES_SQL, currentPosition } from '../../src/store/changes.ts';
 import { DELTA_REQUEST, createUser, deltaToken, ok, pullDelta, summary, type Json } from './helpers.ts';
 
 const FULL_PULL =
@@ -139,6 +139,37 @@ describe('delta query: retention', () => {
 });
 
 describe('delta query: cost', () => {
+  const plan = async (sql: string, params: unknown[]) => {
+    const res = await t.app.db.query<Json>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
+    const raw = res.rows[0]['QUERY PLAN'];
+    return JSON.stringify(typeof raw === 'string' ? JSON.parse(raw) : raw);
+  };
+  /** The plans of a window's bounds and first page: index scans only, the window through changes_tenant_txid. */
+  async function assertIndexPlans(from: string, to: string): Promise<void> {
+    const bounds = await t.app.db.query<{ lo: string; hi: string }>(BOUNDS_SQL, [
+      'big-log',
+      from,
+      to,
+      ['User'],
+    ]);
+    const boundsPlan = await plan(BOUNDS_SQL, ['big-log', from, to, ['User']]);
+    const pagePlan = await plan(CANDIDATES_SQL, [
+      'big-log',
+      from,
+      to,
+      ['User'],
+      Number(bounds.rows[0].lo) - 1,
+      Number(bounds.rows[0].hi),
+      101,
+    ]);
+    for (const p of [boundsPlan, pagePlan]) {
+      assert.doesNotMatch(p, /"Node Type":"Seq Scan"/, p);
+      assert.match(p, /"Node Type":"(Bitmap )?Index (Only )?Scan"/, p);
+      assert.match(p, /"Relation Name":"changes"/, p);
+    }
+    assert.match(boundsPlan, /"Index Name":"changes_tenant_txid"/, boundsPlan);
+  }
+
   test('the window and page queries are index scans on changes (O(changes in the window), not O(log))', async () => {
     const token = await tenantWithAdmin(t, 'big-log');
     const base = scimBase('big-log');
@@ -157,44 +188,29 @@ describe('delta query: cost', () => {
       );
     }
     await t.app.db.query('ANALYZE changes');
-    const to = await currentPosition(t.app.db);
-    const bounds = await t.app.db.query<{ lo: string; hi: string }>(
-      `SELECT min(seq) AS lo, max(seq) AS hi FROM changes
-       WHERE tenant_id = $1 AND txid >= $2::xid8 AND txid < $3::xid8 AND resource_type = ANY($4::text[])`,
-      ['big-log', from, to, ['User']],
-    );
-    assert.equal(Number(bounds.rows[0].hi) - Number(bounds.rows[0].lo), 9);
-
-    const plan = async (sql: string, params: unknown[]) => {
-      const res = await t.app.db.query<Json>(`EXPLAIN (FORMAT JSON) ${sql}`, params);
-      const raw = res.rows[0]['QUERY PLAN'];
-      return JSON.stringify(typeof raw === 'string' ? JSON.parse(raw) : raw);
-    };
-    const boundsPlan = await plan(
-      `SELECT min(seq) AS lo, max(seq) AS hi FROM changes
-       WHERE tenant_id = $1 AND txid >= $2::xid8 AND txid < $3::xid8 AND resource_type = ANY($4::text[])`,
-      ['big-log', from, to, ['User']],
-    );
-    const pagePlan = await plan(CANDIDATES_SQL, [
-      'big-log',
-      from,
-      to,
-      ['User'],
-      Number(bounds.rows[0].lo) - 1,
-      Number(bounds.rows[0].hi),
-      101,
-    ]);
-    for (const p of [boundsPlan, pagePlan]) {
-      assert.doesNotMatch(p, /"Node Type":"Seq Scan"/, p);
-      assert.match(p, /"Node Type":"Index (Only )?Scan"/, p);
-      assert.match(p, /"Relation Name":"changes"/, p);
-    }
-    assert.match(boundsPlan, /"Index Name":"changes_tenant_txid"/, boundsPlan);
-
-    const pulled = await pullDelta(t, `${base}/Users`, dt, {}, token);
+    await assertIndexPlans(from, await currentPosition(t.app.db));
+    const small = await pullDelta(t, `${base}/Users`, dt, {}, token);
     assert.deepEqual(
-      summary(pulled.items),
+      summary(small.items),
       Array.from({ length: 10 }, (_, i) => `delete:old-${i + 1}`),
+    );
+
+    // A large window (5,000 changes in one transaction) after the 20,010 rows: still index scans.
+    const from2 = await currentPosition(t.app.db);
+    await t.app.db.query(
+      `INSERT INTO changes (tenant_id, at, operation, resource_type, resource_id, version)
+       SELECT 'big-log', now(), 'delete', 'User', 'win-' || g, 2 FROM generate_series(1, 5000) g`,
+    );
+    await t.app.db.query('ANALYZE changes');
+    await assertIndexPlans(from2, await currentPosition(t.app.db));
+    const large = await pullDelta(t, `${base}/Users`, small.next, { count: 1000 }, token);
+    assert.deepEqual(
+      large.pages.map((p) => p.Resources.length),
+      [1000, 1000, 1000, 1000, 1000],
+    );
+    assert.deepEqual(
+      summary(large.items),
+      Array.from({ length: 5000 }, (_, i) => `delete:win-${i + 1}`),
     );
   });
 });
