@@ -314,6 +314,8 @@ export const zigbeeSchema: SchemaInput = {
       required: true,
       format: 'eui64',
       pattern: EUI64_PATTERN,
+      // Not unique in the draft, but the way Zigbee devices are found: keep a lookup index.
+      indexed: true,
     }),
   ],
 };

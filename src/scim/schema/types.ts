@@ -49,6 +49,11 @@ export interface AttributeDefinition {
    * scope and keep it out of logs. Validation and storage treat it like any other value.
    */
   sensitive?: boolean;
+  /**
+   * Clients look resources up by this (single-valued string) attribute with `eq`: the store keeps
+   * a non-unique expression index for it, as it does a unique one for `uniqueness` server/global.
+   */
+  indexed?: boolean;
 }
 
 /** An attribute as written in a schema file: everything but the name may fall back to RFC defaults. */
@@ -105,6 +110,7 @@ export function normalizeAttribute(input: AttributeInput): AttributeDefinition {
   if (input.format !== undefined) attr.format = input.format;
   if (input.strictCanonical) attr.strictCanonical = true;
   if (input.sensitive) attr.sensitive = true;
+  if (input.indexed) attr.indexed = true;
   if (type === 'complex') attr.subAttributes = (input.subAttributes ?? []).map(normalizeAttribute);
   return attr;
 }

@@ -461,6 +461,8 @@ function slug(s: string): string {
  */
 export interface UniqueIndex {
   name: string;
+  /** false: a lookup index for an `indexed` attribute. */
+  unique: boolean;
   /** The CREATE UNIQUE INDEX statement. */
   statement: string;
   resourceType: string;
@@ -470,8 +472,8 @@ export interface UniqueIndex {
 
 /**
  * One unique expression index per single-valued string attribute whose uniqueness is server
- * (per tenant) or global (across tenants), per resource type. Partial on resource_type: a User
- * and a Group may share a value.
+ * (per tenant) or global (across tenants), per resource type, and a plain one per `indexed`
+ * attribute. Partial on resource_type: a User and a Group may share a value.
  */
 export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
   const out: UniqueIndex[] = [];
@@ -490,17 +492,20 @@ export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
         }
       }
       for (const b of candidates) {
-        const uniqueness = (b.sub ?? b.attribute).uniqueness;
-        if (uniqueness === 'none') continue;
+        const leaf = b.sub ?? b.attribute;
+        const uniqueness = leaf.uniqueness;
+        if (uniqueness === 'none' && !leaf.indexed) continue;
+        const unique = uniqueness !== 'none';
         const path = `${b.attribute.name}${b.sub ? `_${b.sub.name}` : ''}`;
         const name =
-          `resources_uq_${slug(rt.name)}_${slug(path)}`.slice(0, 50) +
+          `resources_${unique ? 'uq' : 'ix'}_${slug(rt.name)}_${slug(path)}`.slice(0, 50) +
           `_${hash8(`${rt.name}|${schema.id}|${path}`)}`;
         const key = uniqueness === 'global' ? equalityExpression(b) : `tenant_id, ${equalityExpression(b)}`;
         const dotted = `${b.attribute.name}${b.sub ? `.${b.sub.name}` : ''}`;
         out.push({
           name,
-          statement: `CREATE UNIQUE INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE resource_type = ${sqlLiteral(rt.name)}`,
+          unique,
+          statement: `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE resource_type = ${sqlLiteral(rt.name)}`,
           resourceType: rt.name,
           attribute: extension ? `${schema.id}:${dotted}` : dotted,
         });
