@@ -8,6 +8,7 @@ import { ScimError } from '../scim/errors.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from '../scim/json.ts';
 import {
   BLE_SCHEMA,
+  DEVICE_EXTENSIONS,
   DEVICE_SCHEMA,
   DPP_SCHEMA,
   ENDPOINT_APPS_EXT_SCHEMA,
@@ -70,15 +71,6 @@ export const PAIRING_METHOD_NAMES: Record<string, string> = {
   justworks: PAIRING_JUST_WORKS_SCHEMA,
   null: PAIRING_NULL_SCHEMA,
 };
-
-const EXTENSION_ORDER = [
-  BLE_SCHEMA,
-  DPP_SCHEMA,
-  ETHERNET_MAB_SCHEMA,
-  FDO_SCHEMA,
-  ZIGBEE_SCHEMA,
-  ENDPOINT_APPS_EXT_SCHEMA,
-];
 
 /** A fatal problem with the input as a whole (header, mapping file): nothing is imported. */
 export class InputError extends Error {
@@ -229,7 +221,7 @@ export function deviceBody(values: [Column, JsonValue][]): JsonObject {
     if (!ext) extensions.set(column.schema, (ext = {}));
     ext[column.attribute] = column.kind === 'passKey' ? { key: value } : value;
   }
-  for (const urn of EXTENSION_ORDER) {
+  for (const urn of DEVICE_EXTENSIONS) {
     const ext = extensions.get(urn);
     if (!ext) continue;
     (body.schemas as string[]).push(urn);
