@@ -339,13 +339,16 @@ export class AdminService {
       );
     }
     const secret = newTokenSecret();
+    // One clock for both: expiresAt - created is exactly the lifetime asked for.
+    const created = new Date();
     const row = await this.repo.insertToken(this.db, {
       id: randomUUID(),
       tenant,
       client,
       hash: tokenDigest(secret),
       description: input.description,
-      expiresAt: lifetime !== undefined ? new Date(Date.now() + lifetime * 1000) : undefined,
+      created,
+      expiresAt: lifetime !== undefined ? new Date(created.getTime() + lifetime * 1000) : undefined,
     });
     return { ...tokenView(row), token: secret };
   }

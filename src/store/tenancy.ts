@@ -149,12 +149,20 @@ export class TenancyRepository {
 
   async insertToken(
     q: Queryable,
-    t: { id: string; tenant: string; client: string; hash: string; description?: string; expiresAt?: Date },
+    t: {
+      id: string;
+      tenant: string;
+      client: string;
+      hash: string;
+      description?: string;
+      created: Date;
+      expiresAt?: Date;
+    },
   ): Promise<TokenRow> {
     const res = await q.query<TokenRow>(
-      `INSERT INTO tokens (id, tenant_id, client_id, token_hash, description, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${TOKEN_COLUMNS}`,
-      [t.id, t.tenant, t.client, t.hash, t.description ?? null, t.expiresAt ?? null],
+      `INSERT INTO tokens (id, tenant_id, client_id, token_hash, description, created, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${TOKEN_COLUMNS}`,
+      [t.id, t.tenant, t.client, t.hash, t.description ?? null, t.created, t.expiresAt ?? null],
     );
     return res.rows[0];
   }
