@@ -4,9 +4,10 @@
  * refused (`invalidCursor`), and carries its issue time for `expiredCursor`. Characters are
  * base64url and '.', all RFC 3986 unreserved.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ScimError } from '../scim/errors.ts';
 import type { KeysetPosition } from '../store/resources.ts';
+import { SignedTokenCodec } from './signed-token.ts';
 
 interface CursorPayload {
   /** tenant */
@@ -30,10 +31,10 @@ export function queryHash(parts: unknown[]): string {
 }
 
 export class CursorCodec {
-  constructor(private readonly secret: string) {}
+  private readonly tokens: SignedTokenCodec;
 
-  private mac(data: string): Buffer {
-    return createHmac('sha256', this.secret).update(data).digest();
+  constructor(secret: string) {
+    this.tokens = new SignedTokenCodec(secret);
   }
 
   encode(tenant: string, query: string, count: number, pos: KeysetPosition): string {
@@ -46,8 +47,7 @@ export class CursorCodec {
       e: Math.floor(Date.now() / 1000),
     };
     if (pos.before) payload.b = 1;
-    const data = Buffer.from(JSON.stringify(payload)).toString('base64url');
-    return `${data}.${this.mac(data).toString('base64url')}`;
+    return this.tokens.encode(payload);
   }
 
   /** Checks a cursor against the current request; returns its position or throws the RFC 9865 error. */
@@ -62,18 +62,8 @@ export class CursorCodec {
       'invalidCursor',
       'The cursor is malformed, forged or does not belong to this query',
     );
-    const dot = cursor.indexOf('.');
-    if (dot <= 0) throw invalid;
-    const data = cursor.slice(0, dot);
-    const given = Buffer.from(cursor.slice(dot + 1), 'base64url');
-    const expected = this.mac(data);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid;
-    let payload: CursorPayload;
-    try {
-      payload = JSON.parse(Buffer.from(data, 'base64url').toString('utf8')) as CursorPayload;
-    } catch {
-      throw invalid;
-    }
+    const payload = this.tokens.decode(cursor) as CursorPayload | undefined;
+    if (!payload) throw invalid;
     if (payload.t !== tenant || payload.q !== query) throw invalid;
     if (Date.now() / 1000 - payload.e > timeoutSeconds) {
       throw ScimError.badRequest(

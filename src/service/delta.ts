@@ -13,7 +13,7 @@
  * Tokens are HMAC-signed (like RFC 9865 cursors, src/service/cursor.ts) and bound to the tenant
  * and to a scope (the root, or one resource type); page cursors are RFC 9865 cursors.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { LimitsConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
 import { isJsonObject, type JsonObject } from '../scim/json.ts';
@@ -32,6 +32,7 @@ import {
 import type { Database } from '../store/db.ts';
 import { effectiveLimits, type TenantSettings } from '../tenancy/settings.ts';
 import { CursorCodec, queryHash } from './cursor.ts';
+import { SignedTokenCodec } from './signed-token.ts';
 import {
   LIST_RESPONSE_SCHEMA,
   type Projection,
@@ -85,17 +86,16 @@ interface TokenPayload {
   e: number;
 }
 
-/** Delta tokens: base64url(JSON) '.' base64url(HMAC-SHA256), all RFC 3986 unreserved characters. */
+/** Delta tokens: signed (SignedTokenCodec) with their own label, bound to tenant and scope. */
 class DeltaTokenCodec {
-  constructor(private readonly key: string) {}
+  private readonly tokens: SignedTokenCodec;
 
-  private mac(data: string): Buffer {
-    return createHmac('sha256', this.key).update(`delta-token:${data}`).digest();
+  constructor(key: string) {
+    this.tokens = new SignedTokenCodec(key, 'delta-token:');
   }
 
   encode(payload: TokenPayload): string {
-    const data = Buffer.from(JSON.stringify(payload)).toString('base64url');
-    return `${data}.${this.mac(data).toString('base64url')}`;
+    return this.tokens.encode(payload);
   }
 
   decode(value: string, tenant: string, scope: DeltaScope): TokenPayload {
@@ -104,18 +104,8 @@ class DeltaTokenCodec {
       'deltaToken is malformed, forged, or was not issued for this tenant and endpoint; ' +
         'do a full pull and get a new token from .deltaToken',
     );
-    const dot = value.indexOf('.');
-    if (dot <= 0) throw invalid;
-    const data = value.slice(0, dot);
-    const given = Buffer.from(value.slice(dot + 1), 'base64url');
-    const expected = this.mac(data);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid;
-    let p: TokenPayload;
-    try {
-      p = JSON.parse(Buffer.from(data, 'base64url').toString('utf8')) as TokenPayload;
-    } catch {
-      throw invalid;
-    }
+    const p = this.tokens.decode(value) as TokenPayload | undefined;
+    if (!p) throw invalid;
     if (p.t !== tenant || typeof p.x !== 'string' || !/^\d+$/.test(p.x)) throw invalid;
     // A root token is valid for every delta-capable endpoint (draft §4.2); a type's token only for it.
     if (scope.root ? p.s !== ROOT : p.s !== ROOT && p.s !== scope.types[0].name) throw invalid;
