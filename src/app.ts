@@ -47,11 +47,14 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const service = new ResourceService(db, registry, cursors);
   const tenants = new TenantDirectory(db);
   const admin = new AdminService(db, registry, tenants);
+  // One instance: it caches each tenant's active key, which signing and the JWKS must agree on.
+  const signingKeys = new SigningKeys(db);
   const server = await buildServer({
     config,
     service,
     admin,
     tenants,
+    signingKeys,
     ping: async () => {
       await db.query('SELECT 1');
     },
@@ -72,7 +75,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     db,
     service,
     admin,
-    signingKeys: new SigningKeys(db),
+    signingKeys,
     server,
     async close() {
       clearInterval(pruner);

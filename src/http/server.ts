@@ -19,7 +19,7 @@ import type { TenantDirectory } from '../tenancy/directory.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { GatewayService } from '../devices/gateway.ts';
 import { jwksRoutes } from '../events/jwks-routes.ts';
-import { SigningKeys } from '../events/keys.ts';
+import type { SigningKeys } from '../events/keys.ts';
 import { sendError, toScimError } from './errors.ts';
 import { parseJsonBody } from './json-body.ts';
 import { scimRoutes } from './scim-routes.ts';
@@ -29,6 +29,8 @@ export interface ServerDeps {
   service: ResourceService;
   admin: AdminService;
   tenants: TenantDirectory;
+  /** The tenants' SET signing keys (the JWKS routes publish their public parts). */
+  signingKeys: SigningKeys;
   /** Readiness probe: resolves when the store answers. */
   ping: () => Promise<void>;
 }
@@ -207,7 +209,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     },
   );
 
-  await app.register(jwksRoutes({ keys: new SigningKeys(deps.service.db), tenants: deps.tenants }));
+  await app.register(jwksRoutes({ keys: deps.signingKeys, tenants: deps.tenants }));
 
   // Another protocol version in the path is refused, never served as v2 (RFC 7644 §3.13).
   app.all('/scim/:version/*', async (request) => {
