@@ -17,6 +17,18 @@ import { openDatabase } from './store/open.ts';
 import { AdminService } from './admin/service.ts';
 import { TenantDirectory } from './tenancy/directory.ts';
 
+/**
+ * Work that runs beside the HTTP server (event publishing, delivery, receiving). Started after the
+ * server is ready, stopped before it closes; `config.backgroundWorkers: false` leaves them stopped
+ * (tests then drive them step by step).
+ */
+export interface BackgroundWorker {
+  readonly name: string;
+  start(): void;
+  /** Stops taking new work and waits for work in progress. */
+  stop(): Promise<void>;
+}
+
 export interface App {
   config: AppConfig;
   registry: SchemaRegistry;
@@ -26,6 +38,8 @@ export interface App {
   /** Per-tenant keys that sign Security Event Tokens (the JWKS route reads the same table). */
   signingKeys: SigningKeys;
   server: FastifyInstance;
+  /** Background workers, in start order (stopped in reverse). */
+  workers: BackgroundWorker[];
   close(): Promise<void>;
 }
 
@@ -69,6 +83,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
       .catch((err: unknown) => server.log.error({ err }, 'change log pruning failed'));
   }, 3_600_000);
   pruner.unref();
+  const workers: BackgroundWorker[] = [];
+  if (config.backgroundWorkers) for (const w of workers) w.start();
   return {
     config,
     registry,
@@ -77,7 +93,9 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     admin,
     signingKeys,
     server,
+    workers,
     async close() {
+      for (const w of [...workers].reverse()) await w.stop();
       clearInterval(pruner);
       await pruning;
       await server.close();

@@ -38,6 +38,8 @@ export interface AppConfig extends LimitsConfig {
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  /** Run background workers (event publishing and delivery); tests may turn them off and step them. */
+  backgroundWorkers: boolean;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -79,6 +81,7 @@ export function loadConfig(
     dataDir: './data',
     memory: false,
     logLevel: 'info',
+    backgroundWorkers: true,
     ...DEFAULT_LIMITS,
     ...fromEnv,
     ...dropUndefined(overrides),

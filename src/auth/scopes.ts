@@ -7,6 +7,8 @@
  *   devices:managed    only the devices the client created or whose applications name its EndpointApp
  *   devices:secrets    may read onboarding secrets of devices (pairing keys, bootstrap keys, vouchers)
  *   gateway            may ask which EndpointApp a token or certificate belongs to (enterprise gateway)
+ *   events:poll        may poll the event receivers (RFC 8936) that name this client
+ *   events:push        may push SETs (RFC 8935) to this tenant's event receiver endpoints
  * Names compare case-insensitively.
  */
 import { ScimError } from '../scim/errors.ts';
@@ -32,7 +34,7 @@ export function normalizeScopes(scopes: Iterable<string>): Set<string> {
 }
 
 export const KNOWN_SCOPE =
-  /^(admin|gateway|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets))$/i;
+  /^(admin|gateway|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets)|events:(poll|push))$/i;
 
 /** Limited to the devices it manages (scope devices:managed), unless it is an admin. */
 export function isManagedOnly(p: Principal): boolean {

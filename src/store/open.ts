@@ -9,6 +9,9 @@ import type { SchemaRegistry } from '../scim/schema/registry.ts';
 import type { Database } from './db.ts';
 import { PostgresDatabase } from './pg-engine.ts';
 import { PGliteDatabase } from './pglite-engine.ts';
+import { ASYNC_REQUESTS_SCHEMA } from '../async/schema.sql.ts';
+import { INBOUND_EVENTS_SCHEMA } from '../events/inbound/schema.sql.ts';
+import { OUTBOUND_EVENTS_SCHEMA } from '../events/outbound/schema.sql.ts';
 import { BASE_SCHEMA } from './schema.sql.ts';
 import { uniqueIndexStatements } from './sql/filter-sql.ts';
 
@@ -49,7 +52,14 @@ export async function openDatabase(opts: StoreOptions, registry: SchemaRegistry)
 export async function migrate(db: Database, registry: SchemaRegistry): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    for (const sql of [...BASE_SCHEMA, ...uniqueIndexStatements(registry)]) await tx.query(sql);
+    const statements = [
+      ...BASE_SCHEMA,
+      ...OUTBOUND_EVENTS_SCHEMA,
+      ...INBOUND_EVENTS_SCHEMA,
+      ...ASYNC_REQUESTS_SCHEMA,
+      ...uniqueIndexStatements(registry),
+    ];
+    for (const sql of statements) await tx.query(sql);
   });
 }
 
