@@ -124,6 +124,8 @@ export interface BulkAccess {
   authorize(rt: ResourceTypeConfig): void;
   /** Told of unexpected (non-SCIM) errors, for the log. */
   onError?(err: unknown): void;
+  /** Told of each operation's result with its zero-based index in the request (async Bulk). */
+  onResult?(index: number, result: BulkOperationResult): void;
 }
 
 export async function runBulk(
@@ -142,6 +144,7 @@ export async function runBulk(
 
   const record = (op: BulkOperation, r: BulkOperationResult) => {
     results.set(op.index, r);
+    access.onResult?.(op.index, r);
     if (r.status.startsWith('4') || r.status.startsWith('5')) {
       errors += 1;
       if (op.method === 'POST' && op.bulkId) failedBulkIds.add(op.bulkId);
@@ -150,10 +153,13 @@ export async function runBulk(
 
   // One transaction for the whole request, a savepoint per operation: a failed operation is undone
   // alone (Bulk is not atomic, RFC 7644 §3.7), and the request pays for one commit, not one per operation.
-  await service.inTransaction(async (transaction) => {
-    const opCtx: RequestContext = { ...ctx, transaction };
-    await runAll(opCtx);
-  });
+  // A caller's open transaction is joined (an async Bulk commits its completion with the operations).
+  if (ctx.transaction) await runAll(ctx);
+  else
+    await service.inTransaction(async (transaction) => {
+      const opCtx: RequestContext = { ...ctx, transaction };
+      await runAll(opCtx);
+    });
   return {
     schemas: [BULK_RESPONSE_SCHEMA],
     Operations: [...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r),
