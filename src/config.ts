@@ -40,6 +40,14 @@ export interface AppConfig extends LimitsConfig {
   tlsClientCa?: string;
   /** Run background workers (event publishing and delivery); tests may turn them off and step them. */
   backgroundWorkers: boolean;
+  /** RFC 8936 long poll: seconds a poll with nothing pending is held before it answers {"sets":{}}. */
+  eventPollTimeoutSeconds: number;
+  /** RFC 8935 push retries: exponential backoff from base to cap (ms, with jitter). */
+  eventPushBackoffBaseMs: number;
+  eventPushBackoffCapMs: number;
+  /** RFC 8935 push: timeout of one POST to a receiver (ms), and receivers delivered in parallel. */
+  eventPushTimeoutMs: number;
+  eventPushConcurrency: number;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -72,6 +80,15 @@ export function loadConfig(
     };
   }
   if (env.SCIMD_CHANGE_RETENTION_DAYS) fromEnv.changeRetentionDays = Number(env.SCIMD_CHANGE_RETENTION_DAYS);
+  if (env.SCIMD_EVENT_POLL_TIMEOUT_SECONDS)
+    fromEnv.eventPollTimeoutSeconds = Number(env.SCIMD_EVENT_POLL_TIMEOUT_SECONDS);
+  if (env.SCIMD_EVENT_PUSH_BACKOFF_BASE_MS)
+    fromEnv.eventPushBackoffBaseMs = Number(env.SCIMD_EVENT_PUSH_BACKOFF_BASE_MS);
+  if (env.SCIMD_EVENT_PUSH_BACKOFF_CAP_MS)
+    fromEnv.eventPushBackoffCapMs = Number(env.SCIMD_EVENT_PUSH_BACKOFF_CAP_MS);
+  if (env.SCIMD_EVENT_PUSH_TIMEOUT_MS) fromEnv.eventPushTimeoutMs = Number(env.SCIMD_EVENT_PUSH_TIMEOUT_MS);
+  if (env.SCIMD_EVENT_PUSH_CONCURRENCY)
+    fromEnv.eventPushConcurrency = Number(env.SCIMD_EVENT_PUSH_CONCURRENCY);
   if (env.SCIMD_TLS_CERT) fromEnv.tlsCert = env.SCIMD_TLS_CERT;
   if (env.SCIMD_TLS_KEY) fromEnv.tlsKey = env.SCIMD_TLS_KEY;
   if (env.SCIMD_TLS_CLIENT_CA) fromEnv.tlsClientCa = env.SCIMD_TLS_CLIENT_CA;
@@ -82,6 +99,11 @@ export function loadConfig(
     memory: false,
     logLevel: 'info',
     backgroundWorkers: true,
+    eventPollTimeoutSeconds: 30,
+    eventPushBackoffBaseMs: 1000,
+    eventPushBackoffCapMs: 600_000,
+    eventPushTimeoutMs: 10_000,
+    eventPushConcurrency: 8,
     ...DEFAULT_LIMITS,
     ...fromEnv,
     ...dropUndefined(overrides),
@@ -94,6 +116,18 @@ export function loadConfig(
   }
   if (!(config.changeRetentionDays > 0)) {
     throw new Error('SCIMD_CHANGE_RETENTION_DAYS must be a positive number of days');
+  }
+  if (!(config.eventPollTimeoutSeconds > 0 && config.eventPollTimeoutSeconds <= 3600)) {
+    throw new Error('SCIMD_EVENT_POLL_TIMEOUT_SECONDS must be a number of seconds above 0, at most 3600');
+  }
+  if (!(config.eventPushBackoffBaseMs > 0 && config.eventPushBackoffCapMs >= config.eventPushBackoffBaseMs)) {
+    throw new Error(
+      'SCIMD_EVENT_PUSH_BACKOFF_BASE_MS must be positive and at most SCIMD_EVENT_PUSH_BACKOFF_CAP_MS',
+    );
+  }
+  if (!(config.eventPushTimeoutMs > 0)) throw new Error('SCIMD_EVENT_PUSH_TIMEOUT_MS must be positive');
+  if (!(Number.isInteger(config.eventPushConcurrency) && config.eventPushConcurrency >= 1)) {
+    throw new Error('SCIMD_EVENT_PUSH_CONCURRENCY must be a positive integer');
   }
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   if (config.tlsClientCa && !config.tlsCert)

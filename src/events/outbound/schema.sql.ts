@@ -73,4 +73,14 @@ export const OUTBOUND_EVENTS_SCHEMA: string[] = [
    )`,
   `CREATE UNIQUE INDEX IF NOT EXISTS event_outbox_jti ON event_outbox (tenant_id, receiver_id, jti)`,
   `CREATE INDEX IF NOT EXISTS event_outbox_pending ON event_outbox (tenant_id, receiver_id, seq) WHERE state = 'pending'`,
+  // Delivery (receivers.ts, push.ts, poll-routes.ts): a push receiver is delivered by one node at a
+  // time, the one holding an unexpired lease; the last error and delivery time are kept on the
+  // receiver so its state is one row read, not a search of the outbox.
+  `ALTER TABLE event_receivers ADD COLUMN IF NOT EXISTS lease_owner text`,
+  `ALTER TABLE event_receivers ADD COLUMN IF NOT EXISTS lease_until timestamptz`,
+  `ALTER TABLE event_receivers ADD COLUMN IF NOT EXISTS last_error text`,
+  `ALTER TABLE event_receivers ADD COLUMN IF NOT EXISTS last_error_at timestamptz`,
+  `ALTER TABLE event_receivers ADD COLUMN IF NOT EXISTS last_delivery_at timestamptz`,
+  // Listing a receiver's events by state (admin API) and counting them.
+  `CREATE INDEX IF NOT EXISTS event_outbox_receiver_state ON event_outbox (tenant_id, receiver_id, state, seq)`,
 ];
