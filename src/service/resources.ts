@@ -259,12 +259,14 @@ export class ResourceService {
    * (invalid, 409 uniqueness, unknown reference) does not lose the others. Per-row transactions
    * would cost a commit (a WAL flush) each, which bulk imports cannot afford.
    *
-   * Rows run without savepoints first (each savepoint costs two round trips). When a row's write
-   * fails the transaction may be aborted or hold part of that row, so it is rolled back and run
-   * again: the rows before the failed one as before, from it on each under a savepoint of its own
-   * (ROLLBACK TO SAVEPOINT undoes just that row). With dryRun everything is validated, uniqueness
-   * included, and the transaction is rolled back. Errors other than the client's (a lost
-   * connection) abort the batch.
+   * The happy path is multi-row (createRows): one statement stores the batch's resources and their
+   * change-log rows, skipping rows that hit a unique index (ON CONFLICT DO NOTHING); only those
+   * rows are then tried alone, under a savepoint, to name the conflict in their 409. When that
+   * statement fails (a value the database refuses), or for types whose rows carry membership rows,
+   * the batch is rolled back and run row by row: without savepoints until a row fails, then from
+   * that row on each under a savepoint of its own (ROLLBACK TO SAVEPOINT undoes just that row).
+   * With dryRun everything is validated, uniqueness included, and the transaction is rolled back.
+   * Errors other than the client's (a lost connection) abort the batch.
    */
   async createBatch(
     ctx: RequestContext,
@@ -280,11 +282,26 @@ export class ResourceService {
         throw err;
       }
     });
+    const dryRun = new Error('dry run');
+    // beforeStore hooks complete documents in place: a rerun starts from copies of the prepared ones.
+    const multiRow = !prepared.some((p) => !(p instanceof ScimError) && p.members !== undefined);
+    if (multiRow) {
+      let results: BatchCreateResult[] = [];
+      try {
+        await this.db.transaction(async (tx) => {
+          results = await this.createRows(tx, ctx, rt, prepared.map(copyPrepared));
+          if (opts.dryRun) throw dryRun;
+        });
+        return results;
+      } catch (err) {
+        if (err === dryRun) return results;
+        if (!(this.writeError(rt, err) instanceof ScimError)) throw err;
+      }
+    }
     class Retry {
       constructor(readonly index: number) {}
     }
-    const dryRun = new Error('dry run');
-    let savepointsFrom = prepared.length;
+    let savepointsFrom = multiRow ? 0 : prepared.length;
     for (let attempt = 0; ; attempt++) {
       const results: BatchCreateResult[] = [];
       const run = async (tx: Queryable): Promise<void> => {
@@ -294,8 +311,7 @@ export class ResourceService {
             results.push({ ok: false, error: p });
             continue;
           }
-          // beforeStore hooks complete the document in place: a rerun starts from the prepared one.
-          const { doc, members } = attempt === 0 ? p : structuredClone(p);
+          const { doc, members } = attempt === 0 && !multiRow ? p : structuredClone(p);
           if (i < savepointsFrom) {
             try {
               const { row } = await this.createIn(tx, ctx, rt, doc, members);
@@ -305,17 +321,8 @@ export class ResourceService {
             }
             continue;
           }
-          await tx.query('SAVEPOINT batch_row');
-          try {
-            const { row } = await this.createIn(tx, ctx, rt, doc, members);
-            await tx.query('RELEASE SAVEPOINT batch_row');
-            results.push({ ok: true, id: row.id });
-          } catch (err) {
-            await tx.query('ROLLBACK TO SAVEPOINT batch_row');
-            const mapped = this.writeError(rt, err);
-            if (!(mapped instanceof ScimError)) throw mapped;
-            results.push({ ok: false, error: mapped });
-          }
+          const res = await this.inSavepoint(tx, rt, () => this.createIn(tx, ctx, rt, doc, members));
+          results.push(res instanceof ScimError ? { ok: false, error: res } : { ok: true, id: res.row.id });
         }
         if (opts.dryRun) throw dryRun;
       };
@@ -330,6 +337,78 @@ export class ResourceService {
         if (err !== dryRun) throw err;
       }
       return results;
+    }
+  }
+
+  /**
+   * The multi-row happy path of createBatch, in its transaction: hooks run per row (in memory), the
+   * references of the whole batch are checked with one query, and one statement inserts every
+   * remaining row with its change-log row. A row skipped on a unique index is run alone under a
+   * savepoint, which fails with the violation of the index it hit (or stores the row, if the
+   * value was freed meanwhile). Throws, leaving the transaction aborted, when the statement fails.
+   */
+  private async createRows(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    prepared: ({ doc: JsonObject; members?: JsonObject[] } | ScimError)[],
+  ): Promise<BatchCreateResult[]> {
+    const results: BatchCreateResult[] = new Array(prepared.length);
+    const rows: { index: number; doc: JsonObject; hook?: StoreHookResult; id: string }[] = [];
+    prepared.forEach((p, index) => {
+      if (p instanceof ScimError) {
+        results[index] = { ok: false, error: p };
+        return;
+      }
+      try {
+        rows.push({ index, doc: p.doc, hook: this.storeHook(ctx, rt, p.doc, 'create'), id: randomUUID() });
+      } catch (err) {
+        if (!(err instanceof ScimError)) throw err;
+        results[index] = { ok: false, error: err };
+      }
+    });
+    const refIds = [...new Set(rows.flatMap((r) => r.hook?.references?.flatMap((ref) => ref.ids) ?? []))];
+    const found = await this.repo.existing(tx, ctx.tenant, refIds);
+    const kept = rows.filter((r) => {
+      const error = referenceError(r.hook, found);
+      if (error) results[r.index] = { ok: false, error };
+      return !error;
+    });
+    const now = new Date();
+    const inserted = await this.repo.insertMany(tx, ctx.tenant, {
+      resourceType: rt.name,
+      now,
+      owner: ctx.clientId,
+      rows: kept.map((r) => ({ id: r.id, externalId: externalIdOf(r.doc), doc: r.doc })),
+    });
+    for (const r of kept) {
+      if (inserted.has(r.id)) {
+        await this.storeSecrets(tx, ctx, r.id, r.hook?.oneTimeSecrets);
+        results[r.index] = { ok: true, id: r.id };
+        continue;
+      }
+      const res = await this.inSavepoint(tx, rt, () => this.storeNew(tx, ctx, rt, r.doc, undefined, r.hook));
+      results[r.index] = res instanceof ScimError ? { ok: false, error: res } : { ok: true, id: res.row.id };
+    }
+    return results;
+  }
+
+  /** Runs fn under a savepoint of tx: a client error undoes just fn and is returned, not thrown. */
+  private async inSavepoint<T>(
+    tx: Queryable,
+    rt: ResourceTypeConfig,
+    fn: () => Promise<T>,
+  ): Promise<T | ScimError> {
+    await tx.query('SAVEPOINT batch_row');
+    try {
+      const out = await fn();
+      await tx.query('RELEASE SAVEPOINT batch_row');
+      return out;
+    } catch (err) {
+      await tx.query('ROLLBACK TO SAVEPOINT batch_row');
+      const mapped = this.writeError(rt, err);
+      if (!(mapped instanceof ScimError)) throw mapped;
+      return mapped;
     }
   }
 
@@ -419,6 +498,110 @@ export class ResourceService {
     });
   }
 
+  /**
+   * A replica write: what an event received from an upstream publisher says about one resource
+   * (src/events/inbound/applier.ts), stored under the SOURCE's id so that references between
+   * replicated resources stay valid. `upsert` creates the resource or replaces it wholly with the
+   * given representation (readOnly parts such as meta and groups are ignored); `patch` applies a
+   * PatchOp message to the local copy; `delete` removes it. Members naming resources this tenant
+   * does not have (yet) are left out of this write and reported in `droppedMembers`: the upstream
+   * sends the group again (or a member add) after those resources, and a replica must not refuse
+   * a whole group for a member that arrives later. One transaction (or a savepoint of
+   * ctx.transaction), recorded in the change log under ctx.clientId so the replica can publish
+   * onward.
+   */
+  async applyReplica(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    id: string,
+    change:
+      { kind: 'upsert'; resource: JsonObject } | { kind: 'patch'; patch: JsonObject } | { kind: 'delete' },
+  ): Promise<{
+    outcome: 'created' | 'replaced' | 'patched' | 'deleted' | 'unchanged' | 'absent';
+    droppedMembers: string[];
+  }> {
+    const droppedMembers: string[] = [];
+    const present = async (tx: Queryable, values: JsonObject[]): Promise<JsonObject[]> => {
+      const ids = values.map((v) => v.value).filter((v): v is string => typeof v === 'string');
+      const found = await this.repo.existing(tx, ctx.tenant, ids);
+      return values.filter((v) => {
+        const keep = typeof v.value === 'string' && v.value !== id && found.has(v.value);
+        if (!keep && typeof v.value === 'string') droppedMembers.push(v.value);
+        return keep;
+      });
+    };
+    const outcome = await this.write(ctx, rt, async (tx) => {
+      const current = await this.repo.get(tx, ctx.tenant, id, undefined, true);
+      if (current && current.resource_type !== rt.name) {
+        throw ScimError.conflict(`${id} is a ${current.resource_type} in this tenant, not a ${rt.name}`);
+      }
+      const now = new Date();
+      if (change.kind === 'delete') {
+        if (!current) return 'absent' as const;
+        const groups = await this.repo.delete(tx, ctx.tenant, id, now);
+        await this.record(tx, ctx, 'delete', rt, {
+          ...current,
+          version: current.version + 1,
+          last_modified: now,
+        });
+        for (const g of groups)
+          await this.record(tx, ctx, 'patch', this.registry.resourceType(g.resource_type)!, g);
+        return 'deleted' as const;
+      }
+      if (change.kind === 'patch') {
+        if (!current) throw notFound(rt, id);
+        const ops = parsePatchRequest(change.patch);
+        const before = await this.representation(tx, ctx, rt, current, { withMembers: false });
+        const result = applyPatch(this.registry, rt, before, ops);
+        const doc = this.docOf(rt, result.resource);
+        await this.beforeStore(tx, ctx, rt, doc, 'patch');
+        let rowsChanged = 0;
+        for (const mc of result.memberChanges) {
+          const kept = mc.kind === 'remove' ? mc : { ...mc, values: await present(tx, mc.values) };
+          rowsChanged += await this.applyMemberChange(tx, ctx, rt, id, kept);
+        }
+        let row = current;
+        if (!deepEqual(doc, current.doc))
+          row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
+        else if (rowsChanged > 0) row = await this.repo.touch(tx, ctx.tenant, id, now);
+        if (row === current) return 'unchanged' as const;
+        await this.record(tx, ctx, 'patch', rt, row);
+        return 'patched' as const;
+      }
+      const canonical = prepareWrite(this.registry, rt, change.resource, { mode: 'create' });
+      const { doc, members } = this.splitMembers(rt, canonical);
+      const kept = members ? await present(tx, members) : undefined;
+      if (!current) {
+        const hook = await this.beforeStore(tx, ctx, rt, doc, 'create');
+        const row = await this.repo.insert(tx, ctx.tenant, {
+          id,
+          resourceType: rt.name,
+          externalId: externalIdOf(doc),
+          doc,
+          now,
+          owner: ctx.clientId,
+        });
+        if (kept) await this.addMembers(tx, ctx, rt, id, kept);
+        await this.storeSecrets(tx, ctx, id, hook?.oneTimeSecrets);
+        await this.record(tx, ctx, 'create', rt, row);
+        return 'created' as const;
+      }
+      await this.beforeStore(tx, ctx, rt, doc, 'replace');
+      let changed = !deepEqual(doc, current.doc);
+      if (rt.membersAttribute) {
+        const existing = await this.fullResource(tx, ctx, rt, current);
+        const removed = await this.repo.removeMembers(tx, ctx.tenant, id);
+        const added = kept ? await this.addMembers(tx, ctx, rt, id, kept) : 0;
+        changed ||= removed !== added || (await this.membersDiffer(existing, rt, kept));
+      }
+      if (!changed) return 'unchanged' as const;
+      const row = await this.repo.update(tx, ctx.tenant, id, doc, externalIdOf(doc), now);
+      await this.record(tx, ctx, 'replace', rt, row);
+      return 'replaced' as const;
+    });
+    return { outcome, droppedMembers: [...new Set(droppedMembers)] };
+  }
+
   // ---- helpers -----------------------------------------------------------------------------
 
   /**
@@ -432,19 +615,26 @@ export class ResourceService {
     doc: JsonObject,
     mode: 'create' | 'replace' | 'patch',
   ): Promise<StoreHookResult | undefined> {
-    const result =
-      rt.hooks?.beforeStore?.(doc, { mode, settings: ctx.settings ?? {}, baseUrl: ctx.baseUrl }) ?? undefined;
-    for (const ref of result?.references ?? []) {
-      const found = await this.repo.existing(tx, ctx.tenant, ref.ids);
-      const missing = ref.ids.filter((id) => found.get(id) !== ref.resourceType);
-      if (missing.length) {
-        throw ScimError.badRequest(
-          'invalidValue',
-          `${ref.attribute}: no ${ref.resourceType} ${missing.map((m) => `"${m}"`).join(', ')} in this tenant`,
-        );
-      }
-    }
+    const result = this.storeHook(ctx, rt, doc, mode);
+    const ids = [...new Set(result?.references?.flatMap((ref) => ref.ids) ?? [])];
+    const error = referenceError(
+      result,
+      ids.length ? await this.repo.existing(tx, ctx.tenant, ids) : new Map(),
+    );
+    if (error) throw error;
     return result;
+  }
+
+  /** The resource type's beforeStore hook (server-owned values), without the reference check. */
+  private storeHook(
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    doc: JsonObject,
+    mode: 'create' | 'replace' | 'patch',
+  ): StoreHookResult | undefined {
+    return (
+      rt.hooks?.beforeStore?.(doc, { mode, settings: ctx.settings ?? {}, baseUrl: ctx.baseUrl }) ?? undefined
+    );
   }
 
   private async storeSecrets(
@@ -469,6 +659,18 @@ export class ResourceService {
     members: JsonObject[] | undefined,
   ): Promise<{ row: ResourceRow; secrets?: Record<string, string> }> {
     const hook = await this.beforeStore(tx, ctx, rt, doc, 'create');
+    return this.storeNew(tx, ctx, rt, doc, members, hook);
+  }
+
+  /** A create after its hook ran: the row, members, secrets, audit. */
+  private async storeNew(
+    tx: Queryable,
+    ctx: RequestContext,
+    rt: ResourceTypeConfig,
+    doc: JsonObject,
+    members: JsonObject[] | undefined,
+    hook: StoreHookResult | undefined,
+  ): Promise<{ row: ResourceRow; secrets?: Record<string, string> }> {
     const now = new Date();
     const row = await this.repo.insert(tx, ctx.tenant, {
       id: randomUUID(),
@@ -927,6 +1129,27 @@ function visibilityOf(ctx: RequestContext, rt: ResourceTypeConfig): Visibility |
       core ? { [attribute]: [{ value }] } : { [schema]: { [attribute]: [{ value }] } },
     ),
   };
+}
+
+/** The 400 for references a hook named that are not resources of the right type in the tenant. */
+function referenceError(
+  hook: StoreHookResult | undefined,
+  found: Map<string, string>,
+): ScimError | undefined {
+  for (const ref of hook?.references ?? []) {
+    const missing = ref.ids.filter((id) => found.get(id) !== ref.resourceType);
+    if (missing.length) {
+      return ScimError.badRequest(
+        'invalidValue',
+        `${ref.attribute}: no ${ref.resourceType} ${missing.map((m) => `"${m}"`).join(', ')} in this tenant`,
+      );
+    }
+  }
+  return undefined;
+}
+
+function copyPrepared<T>(p: T | ScimError): T | ScimError {
+  return p instanceof ScimError ? p : structuredClone(p);
 }
 
 function notFound(rt: ResourceTypeConfig, id: string): ScimError {
