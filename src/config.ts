@@ -40,6 +40,8 @@ export interface AppConfig extends LimitsConfig {
   tlsClientCa?: string;
   /** Run background workers (event publishing and delivery); tests may turn them off and step them. */
   backgroundWorkers: boolean;
+  /** Event publisher: milliseconds between rounds that turn the change log into outbox SETs. */
+  eventPublishIntervalMs: number;
   /** RFC 8936 long poll: seconds a poll with nothing pending is held before it answers {"sets":{}}. */
   eventPollTimeoutSeconds: number;
   /** RFC 8935 push retries: exponential backoff from base to cap (ms, with jitter). */
@@ -89,6 +91,8 @@ export function loadConfig(
   if (env.SCIMD_EVENT_PUSH_TIMEOUT_MS) fromEnv.eventPushTimeoutMs = Number(env.SCIMD_EVENT_PUSH_TIMEOUT_MS);
   if (env.SCIMD_EVENT_PUSH_CONCURRENCY)
     fromEnv.eventPushConcurrency = Number(env.SCIMD_EVENT_PUSH_CONCURRENCY);
+  if (env.SCIMD_EVENT_PUBLISH_INTERVAL_MS)
+    fromEnv.eventPublishIntervalMs = Number(env.SCIMD_EVENT_PUBLISH_INTERVAL_MS);
   if (env.SCIMD_TLS_CERT) fromEnv.tlsCert = env.SCIMD_TLS_CERT;
   if (env.SCIMD_TLS_KEY) fromEnv.tlsKey = env.SCIMD_TLS_KEY;
   if (env.SCIMD_TLS_CLIENT_CA) fromEnv.tlsClientCa = env.SCIMD_TLS_CLIENT_CA;
@@ -99,6 +103,7 @@ export function loadConfig(
     memory: false,
     logLevel: 'info',
     backgroundWorkers: true,
+    eventPublishIntervalMs: 200,
     eventPollTimeoutSeconds: 30,
     eventPushBackoffBaseMs: 1000,
     eventPushBackoffCapMs: 600_000,
@@ -128,6 +133,9 @@ export function loadConfig(
   if (!(config.eventPushTimeoutMs > 0)) throw new Error('SCIMD_EVENT_PUSH_TIMEOUT_MS must be positive');
   if (!(Number.isInteger(config.eventPushConcurrency) && config.eventPushConcurrency >= 1)) {
     throw new Error('SCIMD_EVENT_PUSH_CONCURRENCY must be a positive integer');
+  }
+  if (!(config.eventPublishIntervalMs > 0)) {
+    throw new Error('SCIMD_EVENT_PUBLISH_INTERVAL_MS must be a positive number of milliseconds');
   }
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   if (config.tlsClientCa && !config.tlsCert)
