@@ -3,6 +3,7 @@
  * configured limits so that they always say what the server really does.
  */
 import type { LimitsConfig } from '../config.ts';
+import { SCIM_EVENT_URIS } from '../events/set.ts';
 import type { JsonObject } from '../scim/json.ts';
 import { isUrnNamed, type ResourceTypeConfig, type SchemaRegistry } from '../scim/schema/registry.ts';
 import type { AttributeDefinition, SchemaDefinition } from '../scim/schema/types.ts';
@@ -17,6 +18,8 @@ export function serviceProviderConfig(
   baseUrl: string,
   /** Resource types served (they all support delta query); unset = not advertised by name. */
   types?: string[],
+  /** RFC 9967 §3 securityEvents.asyncRequest: the tenant's `asyncRequests` setting. */
+  asyncRequest: 'request' | 'none' = 'request',
 ): JsonObject {
   return {
     schemas: [SPC_SCHEMA],
@@ -46,6 +49,8 @@ export function serviceProviderConfig(
       deltaTokenExpiry: Math.max(1, Math.floor(limits.changeRetentionDays * 86_400)),
       ...(types ? { supportedResources: ['ServerRoot', ...types] } : {}),
     },
+    // RFC 9967 §3: whether Prefer: respond-async is honoured, and every event URI scimd can emit.
+    securityEvents: { asyncRequest, eventUris: [...SCIM_EVENT_URIS] },
     authenticationSchemes: [
       {
         type: 'oauthbearertoken',

@@ -5,6 +5,8 @@
  * exist for it.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AsyncRequests } from '../async/requests.ts';
+import { acceptAsync, asyncRequestSetting, completionRoutes, wantsAsync } from '../async/routes.ts';
 import type { Authenticator, PeerCertificate } from '../auth/authenticator.ts';
 import {
   canRead,
@@ -66,10 +68,12 @@ export interface ScimRouteDeps {
   authenticator: Authenticator;
   tenants: TenantDirectory;
   peerCertificate: (request: FastifyRequest) => PeerCertificate | undefined;
+  /** Queue of `Prefer: respond-async` requests; unset = every request is answered synchronously. */
+  asyncRequests?: AsyncRequests;
 }
 
 export function scimRoutes(deps: ScimRouteDeps) {
-  const { config, service, authenticator, tenants } = deps;
+  const { config, service, authenticator, tenants, asyncRequests } = deps;
   const registry = service.registry;
   const delta = new DeltaService(service, config);
 
@@ -143,6 +147,9 @@ export function scimRoutes(deps: ScimRouteDeps) {
       if (!rt) throw ScimError.notFound(`No resource endpoint /${endpoint}`);
       return rt;
     };
+    /** RFC 9967 §2.5: after the cheap checks (credentials, scopes, body), queue the write and answer 202. */
+    const asyncTarget = (request: FastifyRequest) =>
+      asyncRequests && wantsAsync(request) ? asyncRequests : undefined;
     const checkBodySize = (request: FastifyRequest, limit: number, what: string) => {
       if ((request.bodyBytes ?? 0) > limit) {
         throw new ScimError(413, undefined, `The request body exceeds ${what} (${limit} bytes)`);
@@ -193,6 +200,11 @@ export function scimRoutes(deps: ScimRouteDeps) {
       checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
       const projection = writeProjection(request, rt);
       const ifMatch = request.headers['if-match'];
+      const queue = asyncTarget(request);
+      if (queue) {
+        const path = `${rt.endpoint}/${encodeURIComponent(id)}`;
+        return acceptAsync(queue, request, reply, { method, path, ifMatch, body: request.body });
+      }
       const ctx = context(request);
       if (method === 'PUT') {
         const res = await service.replace(ctx, rt, id, request.body, ifMatch, projection);
@@ -216,6 +228,15 @@ export function scimRoutes(deps: ScimRouteDeps) {
       id: string,
     ) {
       requireWrite(principal(request), rt.name);
+      const queue = asyncTarget(request);
+      if (queue) {
+        const path = `${rt.endpoint}/${encodeURIComponent(id)}`;
+        return acceptAsync(queue, request, reply, {
+          method: 'DELETE',
+          path,
+          ifMatch: request.headers['if-match'],
+        });
+      }
       await service.delete(context(request), rt, id, request.headers['if-match']);
       return reply.code(204).send();
     }
@@ -232,9 +253,10 @@ export function scimRoutes(deps: ScimRouteDeps) {
     };
     scim.get('/ServiceProviderConfig', async (request, reply) => {
       noFilter(request);
-      const { limits, baseUrl, types } = state(request);
+      const { limits, baseUrl, types, settings } = state(request);
       const names = types.map((t) => t.name);
-      return sendScim(reply, 200, serviceProviderConfig(limits, baseUrl, names));
+      const asyncRequest = asyncRequests ? asyncRequestSetting(settings) : 'none';
+      return sendScim(reply, 200, serviceProviderConfig(limits, baseUrl, names, asyncRequest));
     });
     scim.get('/ResourceTypes', async (request, reply) => {
       noFilter(request);
@@ -299,6 +321,9 @@ export function scimRoutes(deps: ScimRouteDeps) {
       const limits = state(request).limits;
       checkBodySize(request, limits.bulkMaxPayloadSize, 'bulk.maxPayloadSize');
       const { ops, failOnErrors } = parseBulkRequest(request.body, limits.bulkMaxOperations);
+      const queue = asyncTarget(request);
+      if (queue)
+        return acceptAsync(queue, request, reply, { method: 'POST', path: '/Bulk', body: request.body });
       const p = principal(request);
       const types = state(request).types;
       const result = await runBulk(service, context(request), ops, failOnErrors, {
@@ -380,11 +405,17 @@ export function scimRoutes(deps: ScimRouteDeps) {
       );
     });
 
+    // ---- completion resources of asynchronous requests (RFC 9967 §2.5) ----
+    if (asyncRequests) completionRoutes(asyncRequests)(scim);
+
     // ---- resources ----
     scim.post<{ Params: { endpoint: string } }>('/:endpoint', async (request, reply) => {
       const rt = resourceType(request, request.params.endpoint);
       requireWrite(principal(request), rt.name);
       checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
+      const queue = asyncTarget(request);
+      if (queue)
+        return acceptAsync(queue, request, reply, { method: 'POST', path: rt.endpoint, body: request.body });
       const res = await service.create(context(request), rt, request.body, writeProjection(request, rt));
       return sendResource(reply, 201, res);
     });

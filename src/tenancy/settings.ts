@@ -43,6 +43,11 @@ export interface TenantSettings {
   jwt?: JwtSettings;
   /** Device model: the enterprise gateway's endpoints, set by the server on devices that use it. */
   devices?: DeviceSettings;
+  /**
+   * `Prefer: respond-async` (RFC 9967 §2.5): "request" (default) queues the write and answers 202;
+   * "none" answers every request synchronously. Advertised as securityEvents.asyncRequest.
+   */
+  asyncRequests?: 'request' | 'none';
 }
 
 const positiveInt = { type: 'integer', minimum: 1 } as const;
@@ -80,6 +85,7 @@ export const TENANT_SETTINGS_SCHEMA = {
     },
     rateLimit: RATE_LIMIT_SCHEMA,
     devices: DEVICE_SETTINGS_SCHEMA,
+    asyncRequests: { type: 'string', enum: ['request', 'none'] },
     jwt: {
       type: 'object',
       additionalProperties: false,
