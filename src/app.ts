@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { AsyncRequests } from './async/requests.ts';
+import { AsyncWorker } from './async/worker.ts';
 import { loadConfig, type AppConfig } from './config.ts';
 import { SigningKeys } from './events/keys.ts';
 import { buildServer } from './http/server.ts';
@@ -38,6 +40,9 @@ export interface App {
   /** Per-tenant keys that sign Security Event Tokens (the JWKS route reads the same table). */
   signingKeys: SigningKeys;
   server: FastifyInstance;
+  /** Queue of `Prefer: respond-async` requests, and the worker that runs them (runOnce in tests). */
+  asyncRequests: AsyncRequests;
+  asyncWorker: AsyncWorker;
   /** Background workers, in start order (stopped in reverse). */
   workers: BackgroundWorker[];
   close(): Promise<void>;
@@ -63,12 +68,14 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const admin = new AdminService(db, registry, tenants);
   // One instance: it caches each tenant's active key, which signing and the JWKS must agree on.
   const signingKeys = new SigningKeys(db);
+  const asyncRequests = new AsyncRequests(db, signingKeys);
   const server = await buildServer({
     config,
     service,
     admin,
     tenants,
     signingKeys,
+    asyncRequests,
     ping: async () => {
       await db.query('SELECT 1');
     },
@@ -83,7 +90,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
       .catch((err: unknown) => server.log.error({ err }, 'change log pruning failed'));
   }, 3_600_000);
   pruner.unref();
-  const workers: BackgroundWorker[] = [];
+  const asyncWorker = new AsyncWorker(asyncRequests, service, tenants, config, { log: server.log });
+  const workers: BackgroundWorker[] = [asyncWorker];
   if (config.backgroundWorkers) for (const w of workers) w.start();
   return {
     config,
@@ -93,6 +101,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     admin,
     signingKeys,
     server,
+    asyncRequests,
+    asyncWorker,
     workers,
     async close() {
       for (const w of [...workers].reverse()) await w.stop();

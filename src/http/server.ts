@@ -11,6 +11,7 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type { AdminService } from '../admin/service.ts';
+import type { AsyncRequests } from '../async/requests.ts';
 import { Authenticator, type PeerCertificate } from '../auth/authenticator.ts';
 import type { AppConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
@@ -33,6 +34,8 @@ export interface ServerDeps {
   signingKeys: SigningKeys;
   /** Readiness probe: resolves when the store answers. */
   ping: () => Promise<void>;
+  /** Queue of `Prefer: respond-async` requests (src/async). */
+  asyncRequests?: AsyncRequests;
 }
 
 /**
@@ -194,6 +197,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     authenticator,
     tenants: deps.tenants,
     peerCertificate,
+    asyncRequests: deps.asyncRequests,
   });
   await app.register(scim, { prefix: '/scim/v2' });
   await app.register(scim, { prefix: '/tenants/:tenant/scim/v2' });
