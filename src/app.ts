@@ -8,6 +8,9 @@ import { AsyncRequests } from './async/requests.ts';
 import { AsyncWorker } from './async/worker.ts';
 import { loadConfig, type AppConfig } from './config.ts';
 import { SigningKeys } from './events/keys.ts';
+import { PushWorker } from './events/outbound/push.ts';
+import { ReceiverService } from './events/outbound/receivers.ts';
+import { OutboxSignal } from './events/outbound/signal.ts';
 import { buildServer } from './http/server.ts';
 import { createServerRegistry } from './registry.ts';
 import type { SchemaRegistry } from './scim/schema/registry.ts';
@@ -39,6 +42,12 @@ export interface App {
   admin: AdminService;
   /** Per-tenant keys that sign Security Event Tokens (the JWKS route reads the same table). */
   signingKeys: SigningKeys;
+  /** Wake-up between the publisher and delivery (push workers, long polls) on this node. */
+  outboxSignal: OutboxSignal;
+  /** Event receivers of the tenants and their delivery state (admin API, CLI). */
+  receivers: ReceiverService;
+  /** RFC 8935 push delivery; `deliverOnce()` is one pass (tests call it with workers off). */
+  pushWorker: PushWorker;
   server: FastifyInstance;
   /** Queue of `Prefer: respond-async` requests, and the worker that runs them (runOnce in tests). */
   asyncRequests: AsyncRequests;
@@ -68,6 +77,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const admin = new AdminService(db, registry, tenants);
   // One instance: it caches each tenant's active key, which signing and the JWKS must agree on.
   const signingKeys = new SigningKeys(db);
+  const outboxSignal = new OutboxSignal();
+  const receivers = new ReceiverService(db, outboxSignal);
   const asyncRequests = new AsyncRequests(db, signingKeys);
   const server = await buildServer({
     config,
@@ -75,6 +86,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     admin,
     tenants,
     signingKeys,
+    receivers,
+    outboxSignal,
     asyncRequests,
     ping: async () => {
       await db.query('SELECT 1');
@@ -92,6 +105,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   pruner.unref();
   const asyncWorker = new AsyncWorker(asyncRequests, service, tenants, config, { log: server.log });
   const workers: BackgroundWorker[] = [asyncWorker];
+  const pushWorker = new PushWorker({ db, signal: outboxSignal, config, log: server.log });
+  workers.push(pushWorker);
   if (config.backgroundWorkers) for (const w of workers) w.start();
   return {
     config,
@@ -100,6 +115,9 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     service,
     admin,
     signingKeys,
+    outboxSignal,
+    receivers,
+    pushWorker,
     server,
     asyncRequests,
     asyncWorker,

@@ -17,7 +17,11 @@ import type { AppConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { ResourceService } from '../service/resources.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
+import { adminReceiverRoutes } from './admin-receiver-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
+import { pollRoutes } from '../events/outbound/poll-routes.ts';
+import type { ReceiverService } from '../events/outbound/receivers.ts';
+import type { OutboxSignal } from '../events/outbound/signal.ts';
 import { GatewayService } from '../devices/gateway.ts';
 import { jwksRoutes } from '../events/jwks-routes.ts';
 import type { SigningKeys } from '../events/keys.ts';
@@ -34,6 +38,9 @@ export interface ServerDeps {
   signingKeys: SigningKeys;
   /** Readiness probe: resolves when the store answers. */
   ping: () => Promise<void>;
+  /** Event receivers (admin API .../receivers, RFC 8936 poll endpoint) and the outbox wake-up; absent = no routes. */
+  receivers?: ReceiverService;
+  outboxSignal?: OutboxSignal;
   /** Queue of `Prefer: respond-async` requests (src/async). */
   asyncRequests?: AsyncRequests;
 }
@@ -212,6 +219,24 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       prefix: '/admin/v1',
     },
   );
+
+  if (deps.receivers && deps.outboxSignal) {
+    await app.register(
+      adminReceiverRoutes({ admin: deps.admin, receivers: deps.receivers, authenticator, peerCertificate }),
+      { prefix: '/admin/v1' },
+    );
+    // RFC 8936 transmitter endpoint: beside /scim/v2, not under it (it is not a SCIM endpoint).
+    await app.register(
+      pollRoutes({
+        config,
+        db: deps.service.db,
+        receivers: deps.receivers,
+        signal: deps.outboxSignal,
+        authenticator,
+        peerCertificate,
+      }),
+    );
+  }
 
   await app.register(jwksRoutes({ keys: deps.signingKeys, tenants: deps.tenants }));
 
