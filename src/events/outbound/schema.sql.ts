@@ -83,4 +83,20 @@ export const OUTBOUND_EVENTS_SCHEMA: string[] = [
   `ALTER TABLE event_receivers ADD COLUMN IF NOT EXISTS last_delivery_at timestamptz`,
   // Listing a receiver's events by state (admin API) and counting them.
   `CREATE INDEX IF NOT EXISTS event_outbox_receiver_state ON event_outbox (tenant_id, receiver_id, state, seq)`,
+  // Publishing (publisher.ts, feeds.ts). A window [position, pub_window_end) larger than one batch
+  // is published in several transactions: pub_after is the seq of the last change row done, and
+  // pub_window_hi the window's highest seq (fixed when the window is opened). rev changes with
+  // every commit that moves the feed (publish step, membership change, feed update): a publisher
+  // that read the feed before such a commit discards its work instead of writing stale events.
+  `ALTER TABLE event_feeds ADD COLUMN IF NOT EXISTS pub_window_end xid8`,
+  `ALTER TABLE event_feeds ADD COLUMN IF NOT EXISTS pub_window_hi bigint`,
+  `ALTER TABLE event_feeds ADD COLUMN IF NOT EXISTS pub_after bigint`,
+  `ALTER TABLE event_feeds ADD COLUMN IF NOT EXISTS rev bigint NOT NULL DEFAULT 0`,
+  // Member rows keep what the log cannot tell afterwards: the type (sub_id of a feed:remove or
+  // prov:delete once the resource is gone), its externalId, and the last published `active`
+  // (prov:activate / prov:deactivate are transitions; the log has no before-state).
+  `ALTER TABLE event_feed_members ADD COLUMN IF NOT EXISTS resource_type text`,
+  `ALTER TABLE event_feed_members ADD COLUMN IF NOT EXISTS external_id text`,
+  `ALTER TABLE event_feed_members ADD COLUMN IF NOT EXISTS active boolean`,
+  `ALTER TABLE event_feed_members ADD COLUMN IF NOT EXISTS added timestamptz NOT NULL DEFAULT clock_timestamp()`,
 ];
