@@ -8,6 +8,10 @@ import { AsyncRequests } from './async/requests.ts';
 import { AsyncWorker } from './async/worker.ts';
 import { loadConfig, type AppConfig } from './config.ts';
 import { SigningKeys } from './events/keys.ts';
+import { DEFAULT_APPLIER_OPTIONS, EventApplier } from './events/inbound/applier.ts';
+import { SetIntake } from './events/inbound/intake.ts';
+import { DEFAULT_POLL_CLIENT_OPTIONS, PollClient } from './events/inbound/poll-client.ts';
+import { UpstreamService } from './events/inbound/upstreams.ts';
 import { PushWorker } from './events/outbound/push.ts';
 import { ReceiverService } from './events/outbound/receivers.ts';
 import { OutboxSignal } from './events/outbound/signal.ts';
@@ -42,6 +46,14 @@ export interface App {
   admin: AdminService;
   /** Per-tenant keys that sign Security Event Tokens (the JWKS route reads the same table). */
   signingKeys: SigningKeys;
+  /** Upstreams this node receives SCIM events from (admin API, CLI). */
+  upstreams: UpstreamService;
+  /** Checks and stores received SETs (push endpoint and poll client). */
+  setIntake: SetIntake;
+  /** Applies received events; `applyOnce()` is one pass (tests call it with workers off). */
+  applier: EventApplier;
+  /** RFC 8936 poll client of the upstreams with a poll endpoint; `pollOnce(upstream)` for tests. */
+  pollClient: PollClient;
   /** Wake-up between the publisher and delivery (push workers, long polls) on this node. */
   outboxSignal: OutboxSignal;
   /** Event receivers of the tenants and their delivery state (admin API, CLI). */
@@ -80,6 +92,9 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const outboxSignal = new OutboxSignal();
   const receivers = new ReceiverService(db, outboxSignal);
   const asyncRequests = new AsyncRequests(db, signingKeys);
+  const upstreams = new UpstreamService(db, registry);
+  const setIntake = new SetIntake(db);
+  upstreams.onChange((tenant, id) => setIntake.forget(tenant, id));
   const server = await buildServer({
     config,
     service,
@@ -89,6 +104,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     receivers,
     outboxSignal,
     asyncRequests,
+    inbound: { upstreams, intake: setIntake },
     ping: async () => {
       await db.query('SELECT 1');
     },
@@ -107,6 +123,21 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const workers: BackgroundWorker[] = [asyncWorker];
   const pushWorker = new PushWorker({ db, signal: outboxSignal, config, log: server.log });
   workers.push(pushWorker);
+  const applier = new EventApplier(
+    { db, service, registry, tenants, upstreams, limits: config, baseUrl: config.baseUrl, log: server.log },
+    {
+      ...DEFAULT_APPLIER_OPTIONS,
+      intervalMs: config.inboundApplyIntervalMs,
+      maxAttempts: config.inboundMaxAttempts,
+      retryBaseMs: config.inboundRetryBaseMs,
+    },
+  );
+  setIntake.onReceived(() => applier.wake());
+  const pollClient = new PollClient(
+    { upstreams, intake: setIntake, log: server.log },
+    { ...DEFAULT_POLL_CLIENT_OPTIONS, refreshMs: config.inboundPollRefreshSeconds * 1000 },
+  );
+  workers.push(applier, pollClient);
   if (config.backgroundWorkers) for (const w of workers) w.start();
   return {
     config,
@@ -118,6 +149,10 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     outboxSignal,
     receivers,
     pushWorker,
+    upstreams,
+    setIntake,
+    applier,
+    pollClient,
     server,
     asyncRequests,
     asyncWorker,

@@ -40,6 +40,14 @@ export interface AppConfig extends LimitsConfig {
   tlsClientCa?: string;
   /** Run background workers (event publishing and delivery); tests may turn them off and step them. */
   backgroundWorkers: boolean;
+  /** Received events (src/events/inbound): milliseconds between applier passes when not woken. */
+  inboundApplyIntervalMs: number;
+  /** Attempts to apply a received event before it is marked failed. */
+  inboundMaxAttempts: number;
+  /** First retry delay of a received event that failed to apply (doubled per attempt). */
+  inboundRetryBaseMs: number;
+  /** How often the poll client re-reads which upstreams to poll. */
+  inboundPollRefreshSeconds: number;
   /** Event publisher: milliseconds between rounds that turn the change log into outbox SETs. */
   eventPublishIntervalMs: number;
   /** RFC 8936 long poll: seconds a poll with nothing pending is held before it answers {"sets":{}}. */
@@ -96,6 +104,12 @@ export function loadConfig(
   if (env.SCIMD_TLS_CERT) fromEnv.tlsCert = env.SCIMD_TLS_CERT;
   if (env.SCIMD_TLS_KEY) fromEnv.tlsKey = env.SCIMD_TLS_KEY;
   if (env.SCIMD_TLS_CLIENT_CA) fromEnv.tlsClientCa = env.SCIMD_TLS_CLIENT_CA;
+  if (env.SCIMD_INBOUND_APPLY_INTERVAL_MS)
+    fromEnv.inboundApplyIntervalMs = Number(env.SCIMD_INBOUND_APPLY_INTERVAL_MS);
+  if (env.SCIMD_INBOUND_MAX_ATTEMPTS) fromEnv.inboundMaxAttempts = Number(env.SCIMD_INBOUND_MAX_ATTEMPTS);
+  if (env.SCIMD_INBOUND_RETRY_BASE_MS) fromEnv.inboundRetryBaseMs = Number(env.SCIMD_INBOUND_RETRY_BASE_MS);
+  if (env.SCIMD_INBOUND_POLL_REFRESH_SECONDS)
+    fromEnv.inboundPollRefreshSeconds = Number(env.SCIMD_INBOUND_POLL_REFRESH_SECONDS);
   const config: AppConfig = {
     port: 8080,
     host: '0.0.0.0',
@@ -103,6 +117,10 @@ export function loadConfig(
     memory: false,
     logLevel: 'info',
     backgroundWorkers: true,
+    inboundApplyIntervalMs: 1000,
+    inboundMaxAttempts: 5,
+    inboundRetryBaseMs: 1000,
+    inboundPollRefreshSeconds: 30,
     eventPublishIntervalMs: 200,
     eventPollTimeoutSeconds: 30,
     eventPushBackoffBaseMs: 1000,
@@ -136,6 +154,16 @@ export function loadConfig(
   }
   if (!(config.eventPublishIntervalMs > 0)) {
     throw new Error('SCIMD_EVENT_PUBLISH_INTERVAL_MS must be a positive number of milliseconds');
+  }
+  if (
+    !(config.inboundApplyIntervalMs > 0) ||
+    !(Number.isInteger(config.inboundMaxAttempts) && config.inboundMaxAttempts >= 1) ||
+    !(config.inboundRetryBaseMs > 0) ||
+    !(config.inboundPollRefreshSeconds > 0)
+  ) {
+    throw new Error(
+      'SCIMD_INBOUND_APPLY_INTERVAL_MS, SCIMD_INBOUND_RETRY_BASE_MS and SCIMD_INBOUND_POLL_REFRESH_SECONDS must be positive, SCIMD_INBOUND_MAX_ATTEMPTS an integer >= 1',
+    );
   }
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   if (config.tlsClientCa && !config.tlsCert)

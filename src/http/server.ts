@@ -24,6 +24,11 @@ import type { ReceiverService } from '../events/outbound/receivers.ts';
 import type { OutboxSignal } from '../events/outbound/signal.ts';
 import { GatewayService } from '../devices/gateway.ts';
 import { jwksRoutes } from '../events/jwks-routes.ts';
+import type { SetIntake } from '../events/inbound/intake.ts';
+import { pushRoutes } from '../events/inbound/push-routes.ts';
+import type { UpstreamService } from '../events/inbound/upstreams.ts';
+import { adminGuards } from './admin-guards.ts';
+import { adminUpstreamRoutes } from './admin-upstream-routes.ts';
 import type { SigningKeys } from '../events/keys.ts';
 import { sendError, toScimError } from './errors.ts';
 import { parseJsonBody } from './json-body.ts';
@@ -36,6 +41,8 @@ export interface ServerDeps {
   tenants: TenantDirectory;
   /** The tenants' SET signing keys (the JWKS routes publish their public parts). */
   signingKeys: SigningKeys;
+  /** Receiving events from upstreams: their admin API and the RFC 8935 receiver endpoint. */
+  inbound?: { upstreams: UpstreamService; intake: SetIntake };
   /** Readiness probe: resolves when the store answers. */
   ping: () => Promise<void>;
   /** Event receivers (admin API .../receivers, RFC 8936 poll endpoint) and the outbox wake-up; absent = no routes. */
@@ -239,6 +246,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   }
 
   await app.register(jwksRoutes({ keys: deps.signingKeys, tenants: deps.tenants }));
+  if (deps.inbound) {
+    const guardDeps = { admin: deps.admin, authenticator, peerCertificate };
+    await app.register(adminUpstreamRoutes({ ...guardDeps, upstreams: deps.inbound.upstreams }), {
+      prefix: '/admin/v1',
+    });
+    await app.register(pushRoutes({ ...deps.inbound, guards: adminGuards(guardDeps) }));
+  }
 
   // Another protocol version in the path is refused, never served as v2 (RFC 7644 §3.13).
   app.all('/scim/:version/*', async (request) => {
