@@ -12,6 +12,8 @@ import { DEFAULT_APPLIER_OPTIONS, EventApplier } from './events/inbound/applier.
 import { SetIntake } from './events/inbound/intake.ts';
 import { DEFAULT_POLL_CLIENT_OPTIONS, PollClient } from './events/inbound/poll-client.ts';
 import { UpstreamService } from './events/inbound/upstreams.ts';
+import { FeedService } from './events/outbound/feeds.ts';
+import { Publisher, PublisherWorker } from './events/outbound/publisher.ts';
 import { PushWorker } from './events/outbound/push.ts';
 import { ReceiverService } from './events/outbound/receivers.ts';
 import { OutboxSignal } from './events/outbound/signal.ts';
@@ -56,6 +58,10 @@ export interface App {
   pollClient: PollClient;
   /** Wake-up between the publisher and delivery (push workers, long polls) on this node. */
   outboxSignal: OutboxSignal;
+  /** Event feeds of the tenants (admin API, CLI). */
+  feeds: FeedService;
+  /** Change log → outbox SETs; `publishOnce()` is one round (tests call it with workers off). */
+  publisher: Publisher;
   /** Event receivers of the tenants and their delivery state (admin API, CLI). */
   receivers: ReceiverService;
   /** RFC 8935 push delivery; `deliverOnce()` is one pass (tests call it with workers off). */
@@ -91,6 +97,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const signingKeys = new SigningKeys(db);
   const outboxSignal = new OutboxSignal();
   const receivers = new ReceiverService(db, outboxSignal);
+  const feeds = new FeedService({ config, service, tenants, signingKeys, signal: outboxSignal });
+  const publisher = new Publisher({ config, service, tenants, signingKeys, signal: outboxSignal });
   const asyncRequests = new AsyncRequests(db, signingKeys);
   const upstreams = new UpstreamService(db, registry);
   const setIntake = new SetIntake(db);
@@ -104,6 +112,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     receivers,
     outboxSignal,
     asyncRequests,
+    feeds,
     inbound: { upstreams, intake: setIntake },
     ping: async () => {
       await db.query('SELECT 1');
@@ -121,6 +130,11 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   pruner.unref();
   const asyncWorker = new AsyncWorker(asyncRequests, service, tenants, config, { log: server.log });
   const workers: BackgroundWorker[] = [asyncWorker];
+  workers.push(
+    new PublisherWorker(publisher, config.eventPublishIntervalMs, (err) =>
+      server.log.error({ err }, 'event publishing failed'),
+    ),
+  );
   const pushWorker = new PushWorker({ db, signal: outboxSignal, config, log: server.log });
   workers.push(pushWorker);
   const applier = new EventApplier(
@@ -149,6 +163,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     outboxSignal,
     receivers,
     pushWorker,
+    feeds,
+    publisher,
     upstreams,
     setIntake,
     applier,

@@ -17,11 +17,13 @@ import type { AppConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { ResourceService } from '../service/resources.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
+import { adminFeedRoutes } from './admin-feed-routes.ts';
 import { adminReceiverRoutes } from './admin-receiver-routes.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { pollRoutes } from '../events/outbound/poll-routes.ts';
 import type { ReceiverService } from '../events/outbound/receivers.ts';
 import type { OutboxSignal } from '../events/outbound/signal.ts';
+import type { FeedService } from '../events/outbound/feeds.ts';
 import { GatewayService } from '../devices/gateway.ts';
 import { jwksRoutes } from '../events/jwks-routes.ts';
 import type { SetIntake } from '../events/inbound/intake.ts';
@@ -48,6 +50,8 @@ export interface ServerDeps {
   /** Event receivers (admin API .../receivers, RFC 8936 poll endpoint) and the outbox wake-up; absent = no routes. */
   receivers?: ReceiverService;
   outboxSignal?: OutboxSignal;
+  /** Event feeds (admin API /admin/v1/tenants/:tenant/feeds); absent = no feed routes. */
+  feeds?: FeedService;
   /** Queue of `Prefer: respond-async` requests (src/async). */
   asyncRequests?: AsyncRequests;
 }
@@ -226,6 +230,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       prefix: '/admin/v1',
     },
   );
+
+  if (deps.feeds) {
+    await app.register(
+      adminFeedRoutes({ admin: deps.admin, feeds: deps.feeds, authenticator, peerCertificate }),
+      { prefix: '/admin/v1' },
+    );
+  }
 
   if (deps.receivers && deps.outboxSignal) {
     await app.register(
