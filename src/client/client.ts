@@ -1,0 +1,755 @@
+/**
+ * ScimClient: a SCIM 2.0 client for any server (RFC 7643/7644, RFC 9865 cursors). It reads the
+ * server's discovery documents once and uses only what they advertise; see docs/client.md.
+ */
+import { findKey, isJsonObject, type JsonObject, type JsonValue } from '../scim/json.ts';
+import { createAuth, type AuthConfig, type AuthProvider } from './auth.ts';
+import {
+  expandPathless,
+  splitMemberChanges,
+  substituteBulkIds,
+  valueArrayRemoves,
+  type CompatOptions,
+  type Feature,
+} from './compat.ts';
+import { diffResources } from './diff.ts';
+import {
+  FALLBACK_RESOURCE_TYPES,
+  mutabilityMap,
+  parseCapabilities,
+  parseResourceType,
+  parseSchema,
+  type Capabilities,
+  type Discovery,
+  type ResourceTypeInfo,
+  type SchemaInfo,
+} from './discovery.ts';
+import { ScimClientError, ScimNetworkError, ScimUnsupportedError, type ResponseHeaders } from './errors.ts';
+import { backoffDelay, defaultSleep, parseRetryAfter, RETRY_STATUSES, type RetryOptions } from './retry.ts';
+import { NodeTransport, type HttpResponse, type TlsOptions, type Transport } from './transport.ts';
+import {
+  BULK_REQUEST_SCHEMA,
+  PATCH_OP_SCHEMA,
+  SCIM_MEDIA_TYPE,
+  SEARCH_REQUEST_SCHEMA,
+  type BulkOperation,
+  type BulkOperationResult,
+  type ListResponse,
+  type PatchOperation,
+  type QueryOptions,
+  type ScimResource,
+} from './types.ts';
+
+export interface ScimClientOptions {
+  /** The SCIM base URL, e.g. `https://idp.example.com/scim/v2` (endpoints are appended to it). */
+  baseUrl: string;
+  auth?: AuthConfig;
+  /** Client certificate, key and CA for mutual TLS (https base URLs). */
+  tls?: TlsOptions;
+  /** Per request (each attempt), in ms. Default 30,000. */
+  timeoutMs?: number;
+  userAgent?: string;
+  /** Sent with every request (after the client's own, so they can override Accept, say). */
+  headers?: Record<string, string>;
+  retry?: RetryOptions;
+  compat?: CompatOptions;
+  /** Replaces the node:http(s) transport (tests, proxies). `tls` is then ignored. */
+  transport?: Transport;
+  now?: () => number;
+}
+
+export interface CallOptions {
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
+export interface WriteOptions extends CallOptions {
+  /** ETag for If-Match; default the resource's `meta.version` when known. `false` sends none. */
+  ifMatch?: string | false;
+}
+
+export interface ReadOptions extends CallOptions {
+  attributes?: string[];
+  excludedAttributes?: string[];
+}
+
+export interface IterateOptions extends Omit<QueryOptions, 'startIndex' | 'cursor' | 'count'> {
+  /** Resources per page; default the server's defaultPageSize (else 100), capped by maxPageSize. */
+  pageSize?: number;
+  /** `auto` (default): cursor when the server advertises RFC 9865 cursors, else index. */
+  paging?: 'auto' | 'cursor' | 'index';
+  /** `get` (default) or `search` (POST /.search, keeps filters with personal data out of URLs). */
+  via?: 'get' | 'search';
+  /** Stop after this many pages (e.g. a bounded sample). */
+  maxPages?: number;
+}
+
+export interface UpdateResult<T> {
+  /** False when the two states did not differ in anything the client may write: no request sent. */
+  changed: boolean;
+  /** How the change went out. */
+  method?: 'PATCH' | 'PUT';
+  /** Number of HTTP requests sent. */
+  requests: number;
+  /** The server's representation after the change, when it returned one (PATCH may answer 204). */
+  resource?: T;
+  /** The new ETag when the server sent one. */
+  version?: string;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: ResponseHeaders;
+  body: JsonValue | undefined;
+}
+
+interface SendOptions extends CallOptions {
+  query?: Record<string, string | number | undefined>;
+  body?: JsonValue;
+  /** Safe to repeat after a network failure (GET, PUT, DELETE, POST /.search). */
+  idempotent: boolean;
+  ifMatch?: string;
+}
+
+const DEFAULT_PAGE_SIZE = 100;
+/** RFC 7644 gives no default for missing bulk limits; these keep a request modest. */
+const DEFAULT_BULK_MAX_OPERATIONS = 100;
+const DEFAULT_BULK_MAX_PAYLOAD = 1_048_576;
+
+function encodeQuery(q: Record<string, string | number | undefined>): string {
+  const parts = Object.entries(q)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`);
+  return parts.length ? `?${parts.join('&')}` : '';
+}
+
+function versionOf(resource: JsonValue | undefined): string | undefined {
+  if (!isJsonObject(resource)) return undefined;
+  const meta = resource[findKey(resource, 'meta') ?? 'meta'];
+  if (!isJsonObject(meta)) return undefined;
+  const v = meta[findKey(meta, 'version') ?? 'version'];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `meta` is server-owned (RFC 7643 §3.1); some servers refuse it in request bodies. */
+function withoutMeta(resource: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(resource)) if (k.toLowerCase() !== 'meta') out[k] = v;
+  return out;
+}
+
+export class ScimClient {
+  readonly baseUrl: string;
+  private readonly transport: Transport;
+  private readonly ownTransport: NodeTransport | undefined;
+  private readonly auth: AuthProvider;
+  private readonly timeoutMs: number;
+  private readonly userAgent: string;
+  private readonly retry: RetryOptions;
+  readonly compat: CompatOptions;
+  private readonly now: () => number;
+  private discovery: Promise<Discovery> | undefined;
+
+  constructor(private readonly options: ScimClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    if (options.transport) this.transport = options.transport;
+    else {
+      this.ownTransport = new NodeTransport(options.tls);
+      this.transport = this.ownTransport.send;
+    }
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.userAgent = options.userAgent ?? 'scimd-client/0.1';
+    this.retry = options.retry ?? {};
+    this.compat = options.compat ?? {};
+    this.now = options.now ?? Date.now;
+    this.auth = createAuth(options.auth, this.transport, this.timeoutMs, this.userAgent, this.now);
+  }
+
+  /** Closes pooled connections. */
+  close(): void {
+    this.ownTransport?.close();
+  }
+
+  // ---------------------------------------------------------------- transport with retries
+
+  /** One SCIM call with retries and auth; SCIM errors (status >= 400) are thrown. */
+  async request(method: string, path: string, opts: SendOptions): Promise<RawResponse> {
+    const url = new URL(`${this.baseUrl}${path}${encodeQuery(opts.query ?? {})}`);
+    const maxAttempts = Math.max(1, this.retry.maxAttempts ?? 4);
+    const sleep = this.retry.sleep ?? defaultSleep;
+    let authRetried = false;
+    let res: HttpResponse | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const headers: Record<string, string> = {
+        accept: `${SCIM_MEDIA_TYPE}, application/json`,
+        'user-agent': this.userAgent,
+      };
+      const authorization = await this.auth.header();
+      if (authorization) headers.authorization = authorization;
+      if (opts.body !== undefined) headers['content-type'] = this.compat.contentType ?? SCIM_MEDIA_TYPE;
+      if (opts.ifMatch !== undefined) headers['if-match'] = opts.ifMatch;
+      Object.assign(headers, this.options.headers, opts.headers);
+      try {
+        res = await this.transport({
+          method,
+          url,
+          headers,
+          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+          timeoutMs: opts.timeoutMs ?? this.timeoutMs,
+        });
+      } catch (e) {
+        const retryable =
+          e instanceof ScimNetworkError &&
+          attempt < maxAttempts &&
+          (opts.idempotent || !e.sent || this.retry.retryNonIdempotent === true);
+        if (!retryable) throw e;
+        await sleep(backoffDelay(attempt, this.retry));
+        continue;
+      }
+      // A refused OAuth token may have been revoked before its expiry: one fresh token, once.
+      if (res.status === 401 && !authRetried && this.auth.invalidate()) {
+        authRetried = true;
+        attempt--;
+        continue;
+      }
+      if (RETRY_STATUSES.has(res.status) && attempt < maxAttempts) {
+        const after = parseRetryAfter(res.headers['retry-after'], this.now());
+        const delay = after ?? backoffDelay(attempt, this.retry);
+        // A server asking for a longer pause than the client will wait: give its answer to the caller.
+        if (delay <= (this.retry.maxDelayMs ?? 30_000)) {
+          await sleep(delay);
+          continue;
+        }
+      }
+      break;
+    }
+    let body: JsonValue | undefined;
+    if (res.body.length > 0) {
+      try {
+        body = JSON.parse(res.body) as JsonValue;
+      } catch {
+        body = res.body;
+      }
+    }
+    if (res.status >= 400) {
+      const field = (name: string) => {
+        if (!isJsonObject(body)) return undefined;
+        const v = body[findKey(body, name) ?? name];
+        return typeof v === 'string' ? v : undefined;
+      };
+      throw new ScimClientError(
+        res.status,
+        field('scimType'),
+        field('detail') ?? (typeof body === 'string' ? body : undefined),
+        res.headers,
+        body,
+        method,
+        url.toString(),
+      );
+    }
+    return { status: res.status, headers: res.headers, body };
+  }
+
+  // ---------------------------------------------------------------- discovery
+
+  /** The server's discovery documents, fetched once; `refresh` fetches them again. */
+  discover(opts: { refresh?: boolean } = {}): Promise<Discovery> {
+    if (opts.refresh || !this.discovery) {
+      const p = this.fetchDiscovery();
+      // A failed discovery is not cached: the next call tries again.
+      p.catch(() => {
+        if (this.discovery === p) this.discovery = undefined;
+      });
+      this.discovery = p;
+    }
+    return this.discovery;
+  }
+
+  private async fetchDiscovery(): Promise<Discovery> {
+    const spc = await this.request('GET', '/ServiceProviderConfig', { idempotent: true });
+    const spcDoc = isJsonObject(spc.body) ? spc.body : {};
+    const list = async (path: string): Promise<JsonValue[] | undefined> => {
+      try {
+        const res = await this.request('GET', path, { idempotent: true });
+        const b = res.body;
+        if (Array.isArray(b)) return b; // some servers answer a bare array
+        const r = isJsonObject(b) ? b[findKey(b, 'Resources') ?? 'Resources'] : undefined;
+        return Array.isArray(r) ? r : [];
+      } catch (e) {
+        // Optional documents: a server without them is still usable with RFC defaults.
+        if (e instanceof ScimClientError && e.status >= 400 && e.status < 500) return undefined;
+        throw e;
+      }
+    };
+    const [rts, schemas] = await Promise.all([list('/ResourceTypes'), list('/Schemas')]);
+    const resourceTypes = rts
+      ? rts.map(parseResourceType).filter((r): r is ResourceTypeInfo => !!r)
+      : FALLBACK_RESOURCE_TYPES;
+    const schemaMap = new Map<string, SchemaInfo>();
+    for (const s of (schemas ?? []).map(parseSchema)) if (s) schemaMap.set(s.id.toLowerCase(), s);
+    return {
+      serviceProviderConfig: spcDoc,
+      capabilities: parseCapabilities(spcDoc),
+      resourceTypes,
+      schemas: schemaMap,
+    };
+  }
+
+  /** What the client will use: the advertised capabilities minus `compat.disable`. */
+  async capabilities(): Promise<Capabilities> {
+    const caps = structuredClone((await this.discover()).capabilities);
+    const off = new Set<Feature>(this.compat.disable ?? []);
+    if (off.has('patch')) caps.patch = false;
+    if (off.has('bulk')) caps.bulk.supported = false;
+    if (off.has('filter')) caps.filter.supported = false;
+    if (off.has('sort')) caps.sort = false;
+    if (off.has('etag')) caps.etag = false;
+    if (off.has('cursor')) caps.pagination.cursor = false;
+    return caps;
+  }
+
+  /** Operations on one resource type, by name, id or endpoint (`User`, `/Users`). */
+  resources<T extends ScimResource = ScimResource>(type: string): ResourceClient<T> {
+    return new ResourceClient<T>(this, type);
+  }
+
+  /** Resolves a resource type from discovery. */
+  async resourceType(type: string): Promise<ResourceTypeInfo> {
+    const d = await this.discover();
+    const t = type.toLowerCase();
+    const rt = d.resourceTypes.find(
+      (r) => r.name.toLowerCase() === t || r.id.toLowerCase() === t || r.endpoint.toLowerCase() === t,
+    );
+    if (!rt) throw new ScimUnsupportedError('resourceType', `The server has no resource type "${type}"`);
+    return rt;
+  }
+
+  // ---------------------------------------------------------------- bulk
+
+  /**
+   * Runs operations through /Bulk (RFC 7644 §3.7), split into requests within the server's
+   * maxOperations and maxPayloadSize, or one by one when the server has no Bulk. `bulkId:`
+   * references to resources created by an earlier request are replaced by their ids. Results come
+   * back in the order of `ops`. `failOnErrors` counts errors across all the requests.
+   */
+  async bulk(ops: BulkOperation[], opts: { failOnErrors?: number } = {}): Promise<BulkOperationResult[]> {
+    const caps = await this.capabilities();
+    const ids = new Map<string, string>();
+    const results: BulkOperationResult[] = [];
+    let errors = 0;
+    const stop = () => opts.failOnErrors !== undefined && errors >= opts.failOnErrors;
+    const note = (r: BulkOperationResult) => {
+      results.push(r);
+      if (Number(r.status) >= 400) errors++;
+      else if (r.bulkId && r.location) {
+        const id = decodeURIComponent(r.location.replace(/\/+$/, '').split('/').pop() ?? '');
+        if (id) ids.set(r.bulkId, id);
+      }
+    };
+    const resolve = (op: BulkOperation): BulkOperation => {
+      const out: BulkOperation = {
+        ...op,
+        path: op.path
+          .split('/')
+          .map((seg) => (seg.startsWith('bulkId:') ? encodeURIComponent(ids.get(seg.slice(7)) ?? seg) : seg))
+          .join('/'),
+      };
+      if (op.data) out.data = substituteBulkIds(op.data, ids);
+      return out;
+    };
+    if (!caps.bulk.supported) {
+      for (const op of ops) {
+        if (stop()) break;
+        note(await this.singleOperation(resolve(op)));
+      }
+      return results;
+    }
+    const maxOps = caps.bulk.maxOperations ?? DEFAULT_BULK_MAX_OPERATIONS;
+    const maxBytes = caps.bulk.maxPayloadSize ?? DEFAULT_BULK_MAX_PAYLOAD;
+    const envelope = (chunk: BulkOperation[]): JsonObject => {
+      const body: JsonObject = {
+        schemas: [BULK_REQUEST_SCHEMA],
+        Operations: chunk as unknown as JsonValue[],
+      };
+      if (opts.failOnErrors !== undefined) body.failOnErrors = Math.max(1, opts.failOnErrors - errors);
+      return body;
+    };
+    const size = (chunk: BulkOperation[]) => Buffer.byteLength(JSON.stringify(envelope(chunk)));
+    let i = 0;
+    while (i < ops.length && !stop()) {
+      // Chunks are built one at a time so that references to earlier chunks can be resolved.
+      const chunk: BulkOperation[] = [];
+      while (i < ops.length && chunk.length < maxOps) {
+        const next = resolve(ops[i]);
+        if (size([...chunk, next]) > maxBytes) {
+          if (chunk.length === 0) {
+            throw new ScimUnsupportedError(
+              'bulk',
+              `Bulk operation ${i} alone exceeds the server's bulk.maxPayloadSize (${maxBytes} bytes)`,
+            );
+          }
+          break;
+        }
+        chunk.push(next);
+        i++;
+      }
+      const res = await this.request('POST', '/Bulk', { body: envelope(chunk), idempotent: false });
+      const b = res.body;
+      const list = isJsonObject(b) ? b[findKey(b, 'Operations') ?? 'Operations'] : undefined;
+      for (const r of Array.isArray(list) ? list : []) {
+        if (!isJsonObject(r)) continue;
+        const s = (k: string) => {
+          const v = r[findKey(r, k) ?? k];
+          return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
+        };
+        const out: BulkOperationResult = { method: s('method') ?? '', status: s('status') ?? '' };
+        for (const k of ['bulkId', 'version', 'location'] as const) {
+          const v = s(k);
+          if (v !== undefined) out[k] = v;
+        }
+        const response = r[findKey(r, 'response') ?? 'response'];
+        if (response !== undefined) out.response = response;
+        note(out);
+      }
+    }
+    return results;
+  }
+
+  /** One bulk operation as a plain request (servers without Bulk), reported like a Bulk result. */
+  private async singleOperation(op: BulkOperation): Promise<BulkOperationResult> {
+    const base: BulkOperationResult = { method: op.method, status: '' };
+    if (op.bulkId) base.bulkId = op.bulkId;
+    const caps = await this.capabilities();
+    const ifMatch = caps.etag && op.version ? op.version : undefined;
+    try {
+      const body =
+        op.method === 'PATCH' ? { schemas: [PATCH_OP_SCHEMA], ...op.data } : op.data && withoutMeta(op.data);
+      const res = await this.request(op.method, op.path, {
+        body,
+        ifMatch,
+        idempotent: op.method === 'PUT' || op.method === 'DELETE',
+      });
+      base.status = String(res.status);
+      const location = res.headers.location ?? (isJsonObject(res.body) ? locationOf(res.body) : undefined);
+      if (location) base.location = location;
+      else if (op.method !== 'POST') base.location = `${this.baseUrl}${op.path}`;
+      const version = res.headers.etag ?? versionOf(res.body);
+      if (version) base.version = version;
+      return base;
+    } catch (e) {
+      if (!(e instanceof ScimClientError)) throw e;
+      base.status = String(e.status);
+      if (e.body !== undefined) base.response = e.body;
+      return base;
+    }
+  }
+}
+
+function locationOf(resource: JsonObject): string | undefined {
+  const meta = resource[findKey(resource, 'meta') ?? 'meta'];
+  if (!isJsonObject(meta)) return undefined;
+  const l = meta[findKey(meta, 'location') ?? 'location'];
+  return typeof l === 'string' ? l : undefined;
+}
+
+/** CRUD, query and paging on one resource type. */
+export class ResourceClient<T extends ScimResource = ScimResource> {
+  constructor(
+    private readonly client: ScimClient,
+    readonly type: string,
+  ) {}
+
+  private async endpoint(): Promise<string> {
+    return (await this.client.resourceType(this.type)).endpoint;
+  }
+  private async itemPath(id: string): Promise<string> {
+    return `${await this.endpoint()}/${encodeURIComponent(id)}`;
+  }
+  /** If-Match only when the server does ETags and a version is known (RFC 7644 §3.14). */
+  private async ifMatch(
+    opt: string | false | undefined,
+    known: string | undefined,
+  ): Promise<string | undefined> {
+    if (opt === false) return undefined;
+    const v = opt ?? known;
+    if (v === undefined) return undefined;
+    return (await this.client.capabilities()).etag ? v : undefined;
+  }
+  private static projection(o: ReadOptions | QueryOptions): Record<string, string | undefined> {
+    return {
+      attributes: o.attributes?.length ? o.attributes.join(',') : undefined,
+      excludedAttributes: o.excludedAttributes?.length ? o.excludedAttributes.join(',') : undefined,
+    };
+  }
+  private static resource<T>(res: RawResponse): T | undefined {
+    return isJsonObject(res.body) ? (res.body as unknown as T) : undefined;
+  }
+
+  async create(resource: Omit<T, 'id' | 'meta'> | T, opts: CallOptions = {}): Promise<T> {
+    const res = await this.client.request('POST', await this.endpoint(), {
+      ...opts,
+      body: withoutMeta(resource as unknown as JsonObject),
+      idempotent: false,
+    });
+    return ResourceClient.resource<T>(res) as T;
+  }
+
+  async get(id: string, opts: ReadOptions = {}): Promise<T> {
+    const res = await this.client.request('GET', await this.itemPath(id), {
+      ...opts,
+      query: ResourceClient.projection(opts),
+      idempotent: true,
+    });
+    return ResourceClient.resource<T>(res) as T;
+  }
+
+  async replace(id: string, resource: T | Omit<T, 'id' | 'meta'>, opts: WriteOptions = {}): Promise<T> {
+    const body = withoutMeta(resource as unknown as JsonObject);
+    const res = await this.client.request('PUT', await this.itemPath(id), {
+      ...opts,
+      body,
+      ifMatch: await this.ifMatch(opts.ifMatch, versionOf(resource as unknown as JsonObject)),
+      idempotent: true,
+    });
+    return ResourceClient.resource<T>(res) as T;
+  }
+
+  /**
+   * Sends PATCH operations (split per the compatibility switches). Returns the resource when the
+   * server answered with it (it may answer 204), undefined otherwise. Throws ScimUnsupportedError
+   * when the server has no PATCH: use `update`, which falls back to PUT.
+   */
+  async patch(id: string, ops: PatchOperation[], opts: WriteOptions = {}): Promise<T | undefined> {
+    return (await this.sendPatch(id, ops, opts)).resource;
+  }
+
+  private async sendPatch(
+    id: string,
+    ops: PatchOperation[],
+    opts: WriteOptions,
+  ): Promise<{ resource?: T; version?: string; requests: number }> {
+    if (!(await this.client.capabilities()).patch) {
+      throw new ScimUnsupportedError('patch', 'The server does not support PATCH (ServiceProviderConfig)');
+    }
+    const c = this.client.compat;
+    let prepared = c.patchRequiresPath ? expandPathless(ops) : ops;
+    if (c.multiValueRemove === 'valueArray') prepared = valueArrayRemoves(prepared);
+    const requests = c.maxMembersPerPatch
+      ? splitMemberChanges(prepared, c.maxMembersPerPatch, c.membersAttribute)
+      : [prepared];
+    const path = await this.itemPath(id);
+    let version = await this.ifMatch(opts.ifMatch, undefined);
+    let out: { resource?: T; version?: string; requests: number } = { requests: 0 };
+    for (const Operations of requests) {
+      const res = await this.client.request('PATCH', path, {
+        ...opts,
+        body: { schemas: [PATCH_OP_SCHEMA], Operations: Operations as unknown as JsonValue[] },
+        ifMatch: version,
+        idempotent: false,
+      });
+      const next = res.headers.etag ?? versionOf(res.body);
+      // The next part of a split change is conditional on the version the previous part made.
+      if (version !== undefined) version = next;
+      out = { resource: ResourceClient.resource<T>(res), version: next, requests: out.requests + 1 };
+    }
+    return out;
+  }
+
+  /**
+   * Brings the remote resource from `before` (its current state, as last read) to `after`:
+   * PATCH with the minimal operations when the server supports it, else PUT of `after`. Nothing is
+   * sent when they do not differ. `before.meta.version` is the If-Match precondition.
+   */
+  async update(
+    before: T,
+    after: T | Omit<T, 'id' | 'meta'>,
+    opts: WriteOptions = {},
+  ): Promise<UpdateResult<T>> {
+    const id = before.id;
+    if (!id) throw new TypeError('update: the current state has no id');
+    const rt = await this.client.resourceType(this.type);
+    const d = await this.client.discover();
+    const mutability = d.schemas.size ? mutabilityMap(rt, d.schemas) : undefined;
+    const ops = diffResources(before as unknown as JsonObject, after as unknown as JsonObject, {
+      mutability,
+    });
+    if (ops.length === 0) return { changed: false, requests: 0 };
+    const version = opts.ifMatch === undefined ? versionOf(before as unknown as JsonObject) : opts.ifMatch;
+    if ((await this.client.capabilities()).patch) {
+      const r = await this.sendPatch(id, ops, { ...opts, ifMatch: version ?? false });
+      return { changed: true, method: 'PATCH', ...r };
+    }
+    const resource = await this.replace(id, { ...(after as JsonObject), id } as unknown as T, {
+      ...opts,
+      ifMatch: version ?? false,
+    });
+    return {
+      changed: true,
+      method: 'PUT',
+      requests: 1,
+      resource,
+      version: versionOf(resource as unknown as JsonObject),
+    };
+  }
+
+  async delete(id: string, opts: WriteOptions = {}): Promise<void> {
+    await this.client.request('DELETE', await this.itemPath(id), {
+      ...opts,
+      ifMatch: await this.ifMatch(opts.ifMatch, undefined),
+      idempotent: true,
+    });
+  }
+
+  /** Refuses query features the server does not advertise rather than have them ignored. */
+  private async checkQuery(q: QueryOptions): Promise<void> {
+    const caps = await this.client.capabilities();
+    if (q.filter !== undefined && !caps.filter.supported) {
+      throw new ScimUnsupportedError(
+        'filter',
+        'The server does not support filtering (ServiceProviderConfig)',
+      );
+    }
+    if (q.sortBy !== undefined && !caps.sort) {
+      throw new ScimUnsupportedError('sort', 'The server does not support sorting (ServiceProviderConfig)');
+    }
+    if (q.cursor !== undefined && !caps.pagination.cursor) {
+      throw new ScimUnsupportedError('cursor', 'The server does not advertise RFC 9865 cursor paging');
+    }
+  }
+
+  /** GET /{endpoint} with query parameters (RFC 7644 §3.4.2). */
+  async list(q: QueryOptions = {}, opts: CallOptions = {}): Promise<ListResponse<T>> {
+    await this.checkQuery(q);
+    const res = await this.client.request('GET', await this.endpoint(), {
+      ...opts,
+      query: {
+        filter: q.filter,
+        sortBy: q.sortBy,
+        sortOrder: q.sortOrder,
+        startIndex: q.startIndex,
+        count: q.count,
+        cursor: q.cursor,
+        ...ResourceClient.projection(q),
+      },
+      idempotent: true,
+    });
+    return asList<T>(res.body);
+  }
+
+  /** POST /{endpoint}/.search (RFC 7644 §3.4.3). */
+  async search(q: QueryOptions = {}, opts: CallOptions = {}): Promise<ListResponse<T>> {
+    await this.checkQuery(q);
+    const body: JsonObject = { schemas: [SEARCH_REQUEST_SCHEMA] };
+    for (const [k, v] of Object.entries(q)) if (v !== undefined) body[k] = v as JsonValue;
+    const res = await this.client.request('POST', `${await this.endpoint()}/.search`, {
+      ...opts,
+      body,
+      idempotent: true,
+    });
+    return asList<T>(res.body);
+  }
+
+  /**
+   * Every page of a query: cursor paging until `nextCursor` is absent (RFC 9865), or index paging
+   * until a page is empty or startIndex passes totalResults (which may change between pages).
+   */
+  async *pages(o: IterateOptions = {}): AsyncGenerator<ListResponse<T>> {
+    const caps = await this.client.capabilities();
+    const paging = o.paging ?? 'auto';
+    if (paging === 'cursor' && !caps.pagination.cursor) {
+      throw new ScimUnsupportedError('cursor', 'The server does not advertise RFC 9865 cursor paging');
+    }
+    if (paging === 'index' && !caps.pagination.index) {
+      throw new ScimUnsupportedError('index', 'The server does not offer index paging');
+    }
+    const cursor = paging === 'cursor' || (paging === 'auto' && caps.pagination.cursor);
+    const caps_ = [caps.pagination.maxPageSize, this.client.compat.maxPageSize].filter(
+      (n): n is number => n !== undefined,
+    );
+    const size = Math.min(o.pageSize ?? caps.pagination.defaultPageSize ?? DEFAULT_PAGE_SIZE, ...caps_);
+    const query: QueryOptions = {
+      filter: o.filter,
+      sortBy: o.sortBy,
+      sortOrder: o.sortOrder,
+      attributes: o.attributes,
+      excludedAttributes: o.excludedAttributes,
+      count: size,
+    };
+    const fetchPage = (q: QueryOptions) => (o.via === 'search' ? this.search(q) : this.list(q));
+    let pages = 0;
+    if (cursor) {
+      let next = '';
+      for (;;) {
+        const page = await fetchPage({ ...query, cursor: next });
+        yield page;
+        if (++pages === o.maxPages || !page.nextCursor) return;
+        next = page.nextCursor;
+      }
+    }
+    let start = 1;
+    for (;;) {
+      const page = await fetchPage({ ...query, startIndex: start });
+      yield page;
+      const n = page.Resources.length;
+      start += n;
+      if (++pages === o.maxPages || n === 0) return;
+      if (page.totalResults !== undefined && start > page.totalResults) return;
+    }
+  }
+
+  /** Every matching resource, page by page: `for await (const u of client.resources('User').iterate())`. */
+  async *iterate(o: IterateOptions = {}): AsyncGenerator<T> {
+    for await (const page of this.pages(o)) yield* page.Resources;
+  }
+
+  /**
+   * Resources whose `attribute` equals `value`: a filter when the server can filter on it, else
+   * (no filtering, or a `compat` switch) every resource is read and compared locally.
+   */
+  async findBy(attribute: string, value: string): Promise<T[]> {
+    const caps = await this.client.capabilities();
+    const c = this.client.compat;
+    const unfilterable = new Set((c.unfilterableAttributes ?? []).map((a) => a.toLowerCase()));
+    if (c.noFilterOnExternalId) unfilterable.add('externalid');
+    if (caps.filter.supported && !unfilterable.has(attribute.toLowerCase())) {
+      const out: T[] = [];
+      for await (const r of this.iterate({ filter: `${attribute} eq ${JSON.stringify(value)}` })) out.push(r);
+      return out;
+    }
+    const out: T[] = [];
+    for await (const r of this.iterate()) {
+      const k = findKey(r as unknown as JsonObject, attribute);
+      if (k !== undefined && (r as unknown as JsonObject)[k] === value) out.push(r);
+    }
+    return out;
+  }
+}
+
+function asList<T extends ScimResource>(body: JsonValue | undefined): ListResponse<T> {
+  const b = isJsonObject(body) ? body : {};
+  const get = (k: string) => b[findKey(b, k) ?? k];
+  const num = (k: string) => {
+    const v = get(k);
+    return typeof v === 'number' ? v : undefined;
+  };
+  const str = (k: string) => {
+    const v = get(k);
+    return typeof v === 'string' && v !== '' ? v : undefined;
+  };
+  const resources = get('Resources');
+  const out: ListResponse<T> = {
+    schemas: Array.isArray(get('schemas')) ? (get('schemas') as string[]) : [],
+    Resources: (Array.isArray(resources) ? resources.filter(isJsonObject) : []) as unknown as T[],
+  };
+  const total = num('totalResults');
+  if (total !== undefined) out.totalResults = total;
+  const start = num('startIndex');
+  if (start !== undefined) out.startIndex = start;
+  const per = num('itemsPerPage');
+  if (per !== undefined) out.itemsPerPage = per;
+  const next = str('nextCursor');
+  if (next !== undefined) out.nextCursor = next;
+  const prev = str('previousCursor');
+  if (prev !== undefined) out.previousCursor = prev;
+  return out;
+}
