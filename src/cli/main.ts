@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerClient } from './client.ts';
 import { registerImport } from './import.ts';
+import { registerReceiver } from './receiver.ts';
 import { errorMessage } from './output.ts';
 import { registerServe } from './serve.ts';
 import { registerTenant } from './tenant.ts';
@@ -40,6 +41,7 @@ runs, use --url.`,
   registerClient(program);
   registerToken(program);
   registerImport(program);
+  registerReceiver(program);
   return program;
 }
 
