@@ -10,6 +10,7 @@ import type {
   ReceiverService,
   ReceiverUpdate,
 } from '../events/outbound/receivers.ts';
+import { ScimError } from '../scim/errors.ts';
 import { adminGuards, strictAdminBodies, type AdminGuardDeps } from './admin-guards.ts';
 
 export interface AdminReceiverRouteDeps extends AdminGuardDeps {
@@ -62,11 +63,19 @@ const eventsQuery = {
   },
 } as const;
 
-const retryBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { jti: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 10_000 } },
-} as const;
+/** The retry body is optional (no body = every failed SET), so it is checked here, not by a schema. */
+function retryJtis(body: unknown): string[] | undefined {
+  if (body === undefined || body === null) return undefined;
+  const invalid = () =>
+    ScimError.badRequest('invalidValue', 'The retry body is optional: {"jti": ["<jti>", ...]}');
+  if (typeof body !== 'object' || Array.isArray(body)) throw invalid();
+  const { jti, ...rest } = body as { jti?: unknown };
+  if (Object.keys(rest).length > 0) throw invalid();
+  if (jti === undefined) return undefined;
+  if (!Array.isArray(jti) || jti.length > 10_000 || !jti.every((j) => typeof j === 'string' && j.length > 0))
+    throw invalid();
+  return jti as string[];
+}
 
 type Params = { Params: { tenant: string; id: string } };
 
@@ -128,11 +137,12 @@ export function adminReceiverRoutes(deps: AdminReceiverRouteDeps) {
         );
       },
     );
-    api.post<Params & { Body?: { jti?: string[] } }>(
-      '/tenants/:tenant/receivers/:id/retry',
-      { ...asTenantAdmin, schema: { body: retryBody } },
-      async (request, reply) =>
-        json(reply, 200, await receivers.retry(request.params.tenant, request.params.id, request.body?.jti)),
+    api.post<Params>('/tenants/:tenant/receivers/:id/retry', asTenantAdmin, async (request, reply) =>
+      json(
+        reply,
+        200,
+        await receivers.retry(request.params.tenant, request.params.id, retryJtis(request.body)),
+      ),
     );
   };
 }
