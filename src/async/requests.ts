@@ -7,6 +7,12 @@ import { EventEmitter } from 'node:events';
 import { newTxn, type SetClaims } from '../events/set.ts';
 import type { SigningKeys } from '../events/keys.ts';
 import type { Database, Queryable } from '../store/db.ts';
+import type { InlineOptions, InlineOutcome } from './worker.ts';
+
+/** Runs one accepted request at once (the worker of this node). */
+export interface InlineRunner {
+  runNow(tenant: string, txn: string, inline: InlineOptions): Promise<InlineOutcome | undefined>;
+}
 
 export type AsyncMethod = 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type AsyncState = 'queued' | 'running' | 'done' | 'failed';
@@ -60,6 +66,7 @@ export function completionLocation(baseUrl: string, txn: string): string {
 
 export class AsyncRequests {
   private readonly wake = new EventEmitter();
+  private runner?: InlineRunner;
 
   constructor(
     readonly db: Database,
@@ -68,8 +75,42 @@ export class AsyncRequests {
     this.wake.setMaxListeners(0);
   }
 
+  /** The worker that runs a request inline when the client is willing to wait (Prefer: wait=N). */
+  attachRunner(runner: InlineRunner): void {
+    this.runner = runner;
+  }
+
+  /**
+   * Runs an accepted request now, for at most `waitMs`: its outcome when it finished in time;
+   * undefined when it did not (it goes on and completes as an async request), when no worker is
+   * attached, or when it failed unexpectedly (the worker retries it).
+   */
+  async runWithin(
+    tenant: string,
+    txn: string,
+    waitMs: number,
+    inline: InlineOptions,
+    onError: (err: unknown) => void,
+  ): Promise<InlineOutcome | undefined> {
+    if (!this.runner || waitMs <= 0) return undefined;
+    const running = this.runner.runNow(tenant, txn, inline).catch((err: unknown) => {
+      onError(err);
+      this.wake.emit('queued'); // queued again: the worker loop takes it
+      return undefined;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), waitMs);
+    });
+    try {
+      return await Promise.race([running, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Stores a request to run later; returns its Set-Txn. Committed before the 202 is sent. */
-  async accept(req: NewAsyncRequest): Promise<string> {
+  async accept(req: NewAsyncRequest, opts: { wake?: boolean } = {}): Promise<string> {
     const txn = newTxn();
     await this.db.query(
       `INSERT INTO async_requests (tenant_id, txn, client_id, principal, method, path, base_url, if_match, body)
@@ -86,7 +127,8 @@ export class AsyncRequests {
         req.body === undefined ? null : JSON.stringify(req.body),
       ],
     );
-    this.wake.emit('queued');
+    // A request about to run inline does not wake the worker loop (it would race for it).
+    if (opts.wake !== false) this.wake.emit('queued');
     return txn;
   }
 

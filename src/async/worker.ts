@@ -26,8 +26,8 @@ import { buildScimEvent, bulkTxn, type SetClaims } from '../events/set.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { JsonObject } from '../scim/json.ts';
 import type { ResourceTypeConfig } from '../scim/schema/registry.ts';
-import { parseBulkRequest, runBulk, type BulkOperationResult } from '../service/bulk.ts';
-import type { RequestContext, ResourceService } from '../service/resources.ts';
+import { parseBulkRequest, runBulk, type BulkOperationResult, type BulkResponse } from '../service/bulk.ts';
+import type { Projection, RequestContext, ResourceResult, ResourceService } from '../service/resources.ts';
 import type { Queryable } from '../store/db.ts';
 import type { TenantDirectory } from '../tenancy/directory.ts';
 import { effectiveLimits, type TenantSettings } from '../tenancy/settings.ts';
@@ -46,6 +46,26 @@ export interface AsyncWorkerOptions {
 interface Completion {
   state: AsyncState;
   claims: SetClaims[];
+}
+
+/**
+ * What a request run inline (Prefer: wait=N) answers when it finishes in time: what the
+ * synchronous path would have sent. Only held in memory; the stored completion is the SET.
+ */
+export type InlineOutcome =
+  | { kind: 'resource'; status: 200 | 201; result: ResourceResult; membersChanged?: boolean }
+  | { kind: 'deleted' }
+  | { kind: 'bulk'; response: BulkResponse }
+  | { kind: 'error'; error: ScimError };
+
+/** How an inline run projects the resource it answers with (the client's attributes parameters). */
+export interface InlineOptions {
+  projection: Projection;
+}
+
+interface Executed {
+  completion: Completion;
+  outcome: InlineOutcome;
 }
 
 /** A non-SCIM error while running: the transaction is rolled back and the request tried again. */
@@ -71,6 +91,7 @@ export class AsyncWorker implements BackgroundWorker {
     this.leaseSeconds = options.leaseSeconds ?? 30;
     this.maxAttempts = options.maxAttempts ?? 5;
     this.pollMs = options.pollMs ?? 1000;
+    requests.attachRunner(this);
   }
 
   start(): void {
@@ -111,6 +132,20 @@ export class AsyncWorker implements BackgroundWorker {
     }
   }
 
+  /**
+   * Runs one just-accepted request now, in the caller's process (Prefer: wait=N): the same claim,
+   * transaction and completion as a worker pass. Undefined when another worker got it first.
+   */
+  async runNow(tenant: string, txn: string, inline: InlineOptions): Promise<InlineOutcome | undefined> {
+    const res = await this.requests.db.query<{ attempts: number }>(
+      `UPDATE async_requests SET state = 'running', attempts = attempts + 1, claimed_by = $3, claimed_at = now()
+        WHERE tenant_id = $1 AND txn = $2 AND state = 'queued' RETURNING attempts`,
+      [tenant, txn, this.node],
+    );
+    if (!res.rows[0]) return undefined;
+    return this.run(tenant, txn, res.rows[0].attempts, inline);
+  }
+
   private async claim(): Promise<{ tenant_id: string; txn: string; attempts: number } | undefined> {
     const res = await this.requests.db.query<{ tenant_id: string; txn: string; attempts: number }>(
       `UPDATE async_requests SET state = 'running', attempts = attempts + 1, claimed_by = $1, claimed_at = now()
@@ -125,7 +160,12 @@ export class AsyncWorker implements BackgroundWorker {
     return res.rows[0];
   }
 
-  private async run(tenant: string, txn: string, attempts: number): Promise<void> {
+  private async run(
+    tenant: string,
+    txn: string,
+    attempts: number,
+    inline?: InlineOptions,
+  ): Promise<InlineOutcome | undefined> {
     try {
       // Read before the transaction: the embedded store has one connection, held by the transaction.
       const settings = (await this.tenants.get(tenant))?.settings;
@@ -137,19 +177,18 @@ export class AsyncWorker implements BackgroundWorker {
           [tenant, txn, this.node],
         );
         const row = res.rows[0];
-        if (!row) return false; // claimed again by another node after our lease ran out
-        const completion =
-          attempts > this.maxAttempts
-            ? this.completion(row, [{ index: undefined, result: this.gaveUp(row) }])
-            : await this.execute(tx, row, settings);
+        if (!row) return undefined; // claimed again by another node after our lease ran out
+        const { completion, outcome } =
+          attempts > this.maxAttempts ? this.gaveUp(row) : await this.execute(tx, row, settings, inline);
         await tx.query(
           `UPDATE async_requests SET state = $3, result = $4, finished = now(), claimed_by = NULL
             WHERE tenant_id = $1 AND txn = $2`,
           [tenant, txn, completion.state, JSON.stringify(completion.claims)],
         );
-        return true;
+        return outcome;
       });
       if (finished) await this.requests.sign(tenant, txn);
+      return finished;
     } catch (err) {
       // Rolled back: nothing of the request was applied. Queued again; the pass ends here, so a
       // failing store is not hammered (the loop waits before the next pass).
@@ -162,9 +201,24 @@ export class AsyncWorker implements BackgroundWorker {
     }
   }
 
-  private gaveUp(row: AsyncRequestRow): BulkOperationResult {
-    const err = new ScimError(500, undefined, 'Internal server error; the request could not be run');
-    return { method: row.method, status: '500', response: err.toBody() as unknown as JsonObject };
+  private gaveUp(row: AsyncRequestRow): Executed {
+    return this.failed(
+      row,
+      new ScimError(500, undefined, 'Internal server error; the request could not be run'),
+    );
+  }
+
+  /** A request that ended with a SCIM error: one completion with `response` = the SCIM Error. */
+  private failed(row: AsyncRequestRow, err: ScimError): Executed {
+    const result: BulkOperationResult = {
+      method: row.method,
+      status: String(err.status),
+      response: err.toBody() as unknown as JsonObject,
+    };
+    return {
+      completion: this.completion(row, [{ index: undefined, result }]),
+      outcome: { kind: 'error', error: err },
+    };
   }
 
   /** Runs the request in `tx`; SCIM errors become its completion, anything else a Retry. */
@@ -172,18 +226,9 @@ export class AsyncWorker implements BackgroundWorker {
     tx: Queryable,
     row: AsyncRequestRow,
     settings: TenantSettings | undefined,
-  ): Promise<Completion> {
-    const fail = (err: ScimError): Completion =>
-      this.completion(row, [
-        {
-          index: undefined,
-          result: {
-            method: row.method,
-            status: String(err.status),
-            response: err.toBody() as unknown as JsonObject,
-          },
-        },
-      ]);
+    inline?: InlineOptions,
+  ): Promise<Executed> {
+    const fail = (err: ScimError): Executed => this.failed(row, err);
     let principal: Principal;
     let ctx: RequestContext;
     let types: ResourceTypeConfig[];
@@ -207,7 +252,7 @@ export class AsyncWorker implements BackgroundWorker {
       }
       const results: { index: number; result: BulkOperationResult }[] = [];
       let unexpected: unknown;
-      await runBulk(this.service, ctx, parsed.ops, parsed.failOnErrors, {
+      const response = await runBulk(this.service, ctx, parsed.ops, parsed.failOnErrors, {
         resourceType: typeOf,
         authorize: (rt) => requireWrite(principal, rt.name),
         onError: (err) => {
@@ -219,11 +264,12 @@ export class AsyncWorker implements BackgroundWorker {
       if (unexpected !== undefined) throw new Retry(String(unexpected));
       results.sort((a, b) => a.index - b.index);
       const paths = parsed.ops.map((o) => o.path);
-      return this.completion(
+      const completion = this.completion(
         row,
         results.map((r) => ({ ...r, path: paths[r.index] })),
         'done',
       );
+      return { completion, outcome: { kind: 'bulk', response } };
     }
 
     const segments = row.path.split('/').filter(Boolean);
@@ -232,26 +278,32 @@ export class AsyncWorker implements BackgroundWorker {
       const rt = typeOf(segments[0] ?? '');
       if (!rt) throw ScimError.notFound(`No resource endpoint /${segments[0] ?? ''}`);
       requireWrite(principal, rt.name);
-      const only = { attributes: ['id'] };
+      // A worker pass answers nobody: the stored completion needs only id and version.
+      const projection = inline?.projection ?? { attributes: ['id'] };
       const ifMatch = row.if_match ?? undefined;
       let result: BulkOperationResult;
+      let outcome: InlineOutcome;
       if (method === 'POST') {
-        const res = await this.service.create(ctx, rt, body, only);
+        const res = await this.service.create(ctx, rt, body, projection);
         result = { method, status: '201', version: res.etag, location: res.location };
+        outcome = { kind: 'resource', status: 201, result: res };
       } else {
         const id = decodeURIComponent(segments[1] ?? '');
         if (method === 'DELETE') {
           await this.service.delete(ctx, rt, id, ifMatch);
           result = { method, status: '204' };
-        } else {
-          const res =
-            method === 'PUT'
-              ? await this.service.replace(ctx, rt, id, body, ifMatch, only)
-              : await this.service.patch(ctx, rt, id, body, ifMatch, only);
+          outcome = { kind: 'deleted' };
+        } else if (method === 'PUT') {
+          const res = await this.service.replace(ctx, rt, id, body, ifMatch, projection);
           result = { method, status: '200', version: res.etag, location: res.location };
+          outcome = { kind: 'resource', status: 200, result: res };
+        } else {
+          const res = await this.service.patch(ctx, rt, id, body, ifMatch, projection);
+          result = { method, status: '200', version: res.etag, location: res.location };
+          outcome = { kind: 'resource', status: 200, result: res, membersChanged: res.membersChanged };
         }
       }
-      return this.completion(row, [{ index: undefined, result }]);
+      return { completion: this.completion(row, [{ index: undefined, result }]), outcome };
     } catch (err) {
       if (err instanceof ScimError) return fail(err);
       throw err;

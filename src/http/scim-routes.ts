@@ -203,7 +203,14 @@ export function scimRoutes(deps: ScimRouteDeps) {
       const queue = asyncTarget(request);
       if (queue) {
         const path = `${rt.endpoint}/${encodeURIComponent(id)}`;
-        return acceptAsync(queue, request, reply, { method, path, ifMatch, body: request.body });
+        return acceptAsync(queue, request, reply, {
+          method,
+          path,
+          ifMatch,
+          body: request.body,
+          projection,
+          me,
+        });
       }
       const ctx = context(request);
       if (method === 'PUT') {
@@ -414,8 +421,15 @@ export function scimRoutes(deps: ScimRouteDeps) {
       requireWrite(principal(request), rt.name);
       checkBodySize(request, state(request).limits.maxBodySize, 'the body size limit');
       const queue = asyncTarget(request);
-      if (queue)
-        return acceptAsync(queue, request, reply, { method: 'POST', path: rt.endpoint, body: request.body });
+      if (queue) {
+        const projection = writeProjection(request, rt);
+        return acceptAsync(queue, request, reply, {
+          method: 'POST',
+          path: rt.endpoint,
+          body: request.body,
+          projection,
+        });
+      }
       const res = await service.create(context(request), rt, request.body, writeProjection(request, rt));
       return sendResource(reply, 201, res);
     });

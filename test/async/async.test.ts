@@ -403,7 +403,7 @@ describe('asynchronous SCIM requests', () => {
     const body = { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'displayName', value: 'p' }] };
     const mixed = await t.request('PATCH', `/scim/v2/Users/${id}`, {
       body,
-      headers: { prefer: 'return=minimal, wait=10, RESPOND-ASYNC' },
+      headers: { prefer: 'return=minimal, x-other;p=1, RESPOND-ASYNC' },
     });
     assertAccepted(mixed);
     const minimal = await t.request('PATCH', `/scim/v2/Users/${id}`, {
@@ -418,6 +418,99 @@ describe('asynchronous SCIM requests', () => {
     });
     assert.equal(quoted.status, 200);
     assert.equal(await t.app.asyncWorker.runOnce(), 1);
+  });
+
+  test('wait=N: a request that finishes within N seconds is answered normally (no Preference-Applied), and completed', async () => {
+    const { id } = await createUser('wait.put');
+    const put = await t.request('PUT', `/scim/v2/Users/${id}?attributes=displayName`, {
+      body: { schemas: [USER], userName: 'wait.put', displayName: 'Waited' },
+      headers: { prefer: 'respond-async, wait=10' },
+    });
+    assert.equal(put.status, 200, put.text);
+    assert.equal(put.headers['preference-applied'], undefined);
+    assert.equal(put.headers['set-txn'], undefined);
+    assert.match(put.headers['content-type'] ?? '', /^application\/scim\+json/);
+    assert.deepEqual(put.body, {
+      schemas: [USER],
+      id,
+      displayName: 'Waited',
+    });
+    const stored = await t.request('GET', `/scim/v2/Users/${id}`);
+    assert.equal(put.headers.etag, stored.headers.etag);
+    // Nothing left for the worker: it ran inline, and its completion is stored like any other.
+    assert.equal(await t.app.asyncWorker.runOnce(), 0);
+    const row = await t.app.db.query<{ state: string; n: number }>(
+      `SELECT state, jsonb_array_length(sets) AS n FROM async_requests WHERE tenant_id = 'default' AND path = $1`,
+      [`/Users/${id}`],
+    );
+    assert.deepEqual(
+      row.rows.map((r) => ({ ...r })),
+      [{ state: 'done', n: 1 }],
+    );
+
+    const post = await t.request('POST', '/scim/v2/Users', {
+      body: { schemas: [USER], userName: 'wait.post' },
+      headers: { prefer: 'wait=5, respond-async' },
+    });
+    assert.equal(post.status, 201, post.text);
+    assert.equal(post.body.userName, 'wait.post');
+    assert.equal(post.headers.location, `${BASE}/Users/${post.body.id}`);
+
+    const failing = await t.request('PUT', `/scim/v2/Users/${id}`, {
+      body: { schemas: [USER] },
+      headers: { prefer: 'respond-async, wait=5' },
+    });
+    assert.equal(failing.status, 400);
+    assert.deepEqual(failing.body, {
+      schemas: [ERROR],
+      status: '400',
+      scimType: 'invalidValue',
+      detail: 'Attribute "userName" is required',
+    });
+
+    const del = await t.request('DELETE', `/scim/v2/Users/${post.body.id}`, {
+      headers: { prefer: 'respond-async, wait=5' },
+    });
+    assert.equal(del.status, 204);
+    assert.equal(del.text, '');
+
+    const bulk = await t.request('POST', '/scim/v2/Bulk', {
+      body: { schemas: [BULK], Operations: [{ method: 'DELETE', path: `/Users/${id}` }] },
+      headers: { prefer: 'respond-async, wait=5' },
+    });
+    assert.equal(bulk.status, 200);
+    assert.deepEqual(bulk.body, {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkResponse'],
+      Operations: [{ method: 'DELETE', status: '204' }],
+    });
+  });
+
+  test('wait=N: a request that takes longer is answered 202 and completes on its own', async () => {
+    const { id } = await createUser('wait.slow');
+    const service = t.app.service;
+    const real = service.replace.bind(service);
+    service.replace = async (...args: Parameters<typeof real>) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      return real(...args);
+    };
+    try {
+      const res = await t.request('PUT', `/scim/v2/Users/${id}`, {
+        body: { schemas: [USER], userName: 'wait.slow', displayName: 'Slow' },
+        headers: { prefer: 'respond-async, wait=1' },
+      });
+      const txn = assertAccepted(res);
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        status = (await t.request('GET', `/scim/v2/.async/${txn}`)).status;
+        if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(status, 200);
+      const claims = await completion(txn);
+      assert.equal((claims.events as Record<string, Record<string, unknown>>)[ASYNCRESP].status, '200');
+      assert.equal((await t.request('GET', `/scim/v2/Users/${id}`)).body.displayName, 'Slow');
+    } finally {
+      service.replace = real;
+    }
   });
 
   test('ServiceProviderConfig.securityEvents: asyncRequest from the tenant setting, every event URI', async () => {
