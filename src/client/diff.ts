@@ -223,11 +223,12 @@ class Differ {
  * differs (then no request should be sent at all).
  */
 export function diffResources(
-  before: JsonObject,
-  after: JsonObject,
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
   opts: DiffOptions = {},
 ): PatchOperation[] {
   const d = new Differ(opts.mutability);
-  d.resource(before, after);
+  // JSON documents (undefined members count as absent, which is how JSON.stringify sends them).
+  d.resource(before as JsonObject, after as JsonObject);
   return d.ops;
 }

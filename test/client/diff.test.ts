@@ -76,7 +76,7 @@ describe('diffResources', () => {
   });
 
   test('members: removals by value filter, additions in one add; derived display/$ref ignored', () => {
-    const a = {
+    const a: JsonObject = {
       schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
       displayName: 'G',
       members: [
@@ -110,7 +110,7 @@ describe('diffResources', () => {
   });
 
   test('a value whose sub-attributes changed is removed and added again; arrays without value are replaced', () => {
-    const a = {
+    const a: JsonObject = {
       schemas: [USER_SCHEMA],
       userName: 'a',
       emails: [{ value: 'a@x', type: 'work', primary: true }, { value: 'b@x' }],
