@@ -11,6 +11,7 @@ import { errorMessage } from './output.ts';
 import { registerServe } from './serve.ts';
 import { registerTenant } from './tenant.ts';
 import { registerToken } from './token.ts';
+import { registerUpstream } from './upstream.ts';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -41,6 +42,7 @@ runs, use --url.`,
   registerClient(program);
   registerToken(program);
   registerImport(program);
+  registerUpstream(program);
   registerReceiver(program);
   return program;
 }
