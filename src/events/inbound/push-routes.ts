@@ -35,11 +35,14 @@ function sendSetError(
   description: string,
 ): FastifyReply {
   if (status === 401) reply.header('www-authenticate', 'Bearer realm="scimd"');
-  return reply
-    .code(status)
-    .header('content-language', 'en')
-    .type('application/json')
-    .send(JSON.stringify({ err, description }));
+  return (
+    reply
+      .code(status)
+      .header('content-language', 'en')
+      .type('application/json')
+      // A Buffer, so that the media type stays exactly application/json (RFC 8935 §2.3).
+      .send(Buffer.from(JSON.stringify({ err, description })))
+  );
 }
 
 export function pushRoutes(deps: PushRouteDeps) {

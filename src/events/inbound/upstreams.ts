@@ -219,7 +219,7 @@ export class UpstreamService {
 
   private async requireTenant(q: Queryable, tenant: string): Promise<void> {
     const res = await q.query('SELECT 1 FROM tenants WHERE id = $1', [tenant]);
-    if (res.rowCount === 0) throw ScimError.notFound(`No tenant ${tenant}`);
+    if (res.rows.length === 0) throw ScimError.notFound(`No tenant ${tenant}`);
   }
 
   /** The upstream with its secrets, or undefined. */
