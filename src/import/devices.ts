@@ -43,8 +43,39 @@ export async function importDevices(opts: DeviceImportOptions): Promise<ImportSu
   };
   // An import never pages, so the cursor secret is never used.
   const service = new ResourceService(db, registry, new CursorCodec(randomBytes(32).toString('base64url')));
+  // Validation runs when the runner hands a batch over (it overlaps the previous batch's store);
+  // stores take turns in that order, so with concurrency 1 the earlier row of the file still wins.
+  const turns = new Turns(opts.concurrency ?? 1);
   return runImport({
     ...opts,
-    createBatch: (bodies) => service.createBatch(ctx, rt, bodies, { dryRun: opts.dryRun }),
+    createBatch: async (bodies) => {
+      const batch = service.prepareBatch(rt, bodies);
+      const done = await turns.take();
+      try {
+        return await service.storeBatch(ctx, batch, { dryRun: opts.dryRun });
+      } finally {
+        done();
+      }
+    },
   });
+}
+
+/** At most `size` holders at a time, served first come, first served. */
+class Turns {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  async take(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return () => {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
 }

@@ -1,7 +1,8 @@
 /**
  * The import loop: reads a device list (CSV or JSON lines) in chunks, turns each row into a Device
  * body, and hands full batches to the store (ResourceService.createBatch: one transaction per
- * batch, a savepoint per row). Rows are reported in file order whatever stage refused them, each
+ * batch, multi-row statements, a savepoint per row only when the batch fails). The next batch is
+ * read and validated while the previous one is being stored. Rows are reported in file order whatever stage refused them, each
  * with its row number (data rows from 1) and the file line it starts on.
  */
 import { createReadStream, statSync } from 'node:fs';
@@ -49,7 +50,10 @@ export interface ImportOptions {
    * same unique value wins is no longer the earlier one when they fall in different batches.
    */
   concurrency?: number;
-  /** Stores one batch; answers one result per body, in order. */
+  /**
+   * Stores one batch; answers one result per body, in order. Called with up to `concurrency` + 1
+   * batches unsettled: it must store them in call order, at most `concurrency` at a time.
+   */
   createBatch: (bodies: unknown[]) => Promise<BatchCreateResult[]>;
   onError?: (e: RowError) => void | Promise<void>;
   onProgress?: (p: ImportProgress) => void;
@@ -125,7 +129,9 @@ export async function runImport(opts: ImportOptions): Promise<ImportSummary> {
     // Awaited in turn by settle(); until then a failure must not count as unhandled.
     done.catch(() => undefined);
     inFlight.push(done);
-    if (inFlight.length >= concurrency) await settle();
+    // One batch more than are stored at a time is handed over: it is read and validated while the
+    // others wait on the database (createBatch stores in call order, `concurrency` at a time).
+    if (inFlight.length > concurrency) await settle();
   };
 
   const add = async (line: number, make: () => unknown): Promise<void> => {

@@ -85,6 +85,15 @@ export interface ListResult {
 /** One row of ResourceService.createBatch: the new resource's id, or why the row was not stored. */
 export type BatchCreateResult = { ok: true; id: string } | { ok: false; error: ScimError };
 
+type PreparedRow = { doc: JsonObject; members?: JsonObject[] } | ScimError;
+
+/** A batch validated by ResourceService.prepareBatch, to be stored by storeBatch. */
+export interface PreparedBatch {
+  rt: ResourceTypeConfig;
+  bodies: unknown[];
+  rows: PreparedRow[];
+}
+
 export function etagOf(version: number): string {
   return `W/"${version}"`;
 }
@@ -274,7 +283,19 @@ export class ResourceService {
     bodies: unknown[],
     opts: { dryRun: boolean },
   ): Promise<BatchCreateResult[]> {
-    const prepared = bodies.map((body) => {
+    return this.storeBatch(ctx, this.prepareBatch(rt, bodies), opts);
+  }
+
+  /**
+   * The part of createBatch that needs no database (validation and canonicalisation), so that a
+   * caller can prepare the next batch while the previous one is being stored.
+   */
+  prepareBatch(rt: ResourceTypeConfig, bodies: unknown[]): PreparedBatch {
+    return { rt, bodies, rows: this.prepareRows(rt, bodies) };
+  }
+
+  private prepareRows(rt: ResourceTypeConfig, bodies: unknown[]): PreparedRow[] {
+    return bodies.map((body) => {
       try {
         return this.splitMembers(rt, prepareWrite(this.registry, rt, body, { mode: 'create' }));
       } catch (err) {
@@ -282,14 +303,23 @@ export class ResourceService {
         throw err;
       }
     });
+  }
+
+  /** Stores a prepared batch (see createBatch); a batch is stored once. */
+  async storeBatch(
+    ctx: RequestContext,
+    batch: PreparedBatch,
+    opts: { dryRun: boolean },
+  ): Promise<BatchCreateResult[]> {
+    const { rt } = batch;
+    let prepared = batch.rows;
     const dryRun = new Error('dry run');
-    // beforeStore hooks complete documents in place: a rerun starts from copies of the prepared ones.
     const multiRow = !prepared.some((p) => !(p instanceof ScimError) && p.members !== undefined);
     if (multiRow) {
       let results: BatchCreateResult[] = [];
       try {
         await this.db.transaction(async (tx) => {
-          results = await this.createRows(tx, ctx, rt, prepared.map(copyPrepared));
+          results = await this.createRows(tx, ctx, rt, prepared);
           if (opts.dryRun) throw dryRun;
         });
         return results;
@@ -297,10 +327,13 @@ export class ResourceService {
         if (err === dryRun) return results;
         if (!(this.writeError(rt, err) instanceof ScimError)) throw err;
       }
+      // beforeStore hooks completed the documents in place: the rerun starts from fresh ones.
+      prepared = this.prepareRows(rt, batch.bodies);
     }
     class Retry {
       constructor(readonly index: number) {}
     }
+    // After a failed multi-row statement every row gets a savepoint (the failing one is unknown).
     let savepointsFrom = multiRow ? 0 : prepared.length;
     for (let attempt = 0; ; attempt++) {
       const results: BatchCreateResult[] = [];
@@ -311,7 +344,8 @@ export class ResourceService {
             results.push({ ok: false, error: p });
             continue;
           }
-          const { doc, members } = attempt === 0 && !multiRow ? p : structuredClone(p);
+          // beforeStore hooks complete documents in place: a rerun starts from copies.
+          const { doc, members } = attempt === 0 ? p : structuredClone(p);
           if (i < savepointsFrom) {
             try {
               const { row } = await this.createIn(tx, ctx, rt, doc, members);
@@ -351,7 +385,7 @@ export class ResourceService {
     tx: Queryable,
     ctx: RequestContext,
     rt: ResourceTypeConfig,
-    prepared: ({ doc: JsonObject; members?: JsonObject[] } | ScimError)[],
+    prepared: PreparedRow[],
   ): Promise<BatchCreateResult[]> {
     const results: BatchCreateResult[] = new Array(prepared.length);
     const rows: { index: number; doc: JsonObject; hook?: StoreHookResult; id: string }[] = [];
@@ -1146,10 +1180,6 @@ function referenceError(
     }
   }
   return undefined;
-}
-
-function copyPrepared<T>(p: T | ScimError): T | ScimError {
-  return p instanceof ScimError ? p : structuredClone(p);
 }
 
 function notFound(rt: ResourceTypeConfig, id: string): ScimError {

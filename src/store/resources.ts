@@ -85,6 +85,47 @@ export class ResourceRepository {
     return toRow(res.rows[0]);
   }
 
+  /**
+   * Inserts new resources of one type and, in the same statement, their change-log rows (the
+   * multi-row counterpart of insert + TenancyRepository.recordChange, in the rows' order). A row
+   * that would violate a unique index is skipped, not an error: answers the ids stored.
+   */
+  async insertMany(
+    tx: Queryable,
+    tenant: string,
+    b: {
+      resourceType: string;
+      now: Date;
+      owner?: string;
+      rows: { id: string; externalId?: string; doc: JsonObject }[];
+    },
+  ): Promise<Set<string>> {
+    if (b.rows.length === 0) return new Set();
+    const res = await tx.query<{ id: string }>(
+      `WITH input AS (
+         SELECT * FROM unnest($5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS i(id, external_id, doc, ord)
+       ), ins AS (
+         INSERT INTO resources AS r (tenant_id, id, resource_type, external_id, version, created, last_modified, doc, owner_client)
+         SELECT $1, i.id, $2, i.external_id, 1, $3, $3, i.doc::jsonb, $4 FROM input i ORDER BY i.ord
+         ON CONFLICT DO NOTHING RETURNING r.id
+       ), log AS (
+         INSERT INTO changes (tenant_id, at, client_id, operation, resource_type, resource_id, version)
+         SELECT $1, $3, $4, 'create', $2, i.id, 1 FROM input i JOIN ins ON ins.id = i.id ORDER BY i.ord
+       )
+       SELECT id FROM ins`,
+      [
+        tenant,
+        b.resourceType,
+        b.now,
+        b.owner ?? null,
+        b.rows.map((r) => r.id),
+        b.rows.map((r) => r.externalId ?? null),
+        b.rows.map((r) => JSON.stringify(r.doc)),
+      ],
+    );
+    return new Set(res.rows.map((r) => r.id));
+  }
+
   async get(
     tx: Queryable,
     tenant: string,

@@ -252,6 +252,66 @@ describe('device import into a store', () => {
     assert.equal(audit.entries.filter((e) => e.resourceType === 'Device').length, 4);
   });
 
+  test('a batch the multi-row insert cannot store is run row by row: a value the database refuses, duplicates, good rows', async () => {
+    const ble = (name: string, mac: string) => ({
+      schemas: [DEVICE, BLE],
+      displayName: name,
+      active: true,
+      [BLE]: { versionSupport: ['5.3'], deviceMacAddress: mac, pairingMethods: [PAIRING_JUST_WORKS] },
+    });
+    const lines = [
+      ble('Good 1', 'aa:bb:cc:55:55:01'),
+      // jsonb cannot hold U+0000: the whole multi-row statement fails, so the batch is rerun.
+      ble('Bad \u0000 name', 'aa:bb:cc:55:55:02'),
+      ble('Dup in batch', 'AA-BB-CC-55-55-01'),
+      ble('Dup existing', 'aa:bb:cc:dd:ee:99'),
+      ble('Good 2', 'aa:bb:cc:55:55:03'),
+    ].map((d) => JSON.stringify(d));
+    const auditBefore = await t.app.admin.audit(TENANT, { client: 'import', startIndex: 1, count: 1000 });
+    const { counts, errors } = await run('refused.jsonl', `${lines.join('\n')}\n`, { format: 'jsonl' });
+    assert.deepEqual(counts, { rows: 5, valid: 2, imported: 2, failed: 3 });
+    assert.deepEqual(
+      errors.map((e) => [e.row, e.status, e.scimType]),
+      [
+        [2, 400, 'invalidValue'],
+        [3, 409, 'uniqueness'],
+        [4, 409, 'uniqueness'],
+      ],
+    );
+    assert.match(errors[0].detail, /^A value cannot be stored or compared: /);
+    const devices = await devicesByMac();
+    const stored = ['aa:bb:cc:55:55:01', 'aa:bb:cc:55:55:03'].map((m) => devices.get(m));
+    assert.deepEqual(
+      stored.map((d) => d?.displayName),
+      ['Good 1', 'Good 2'],
+    );
+    assert.equal(devices.has('aa:bb:cc:55:55:02'), false);
+    // One change-log row per stored device, none for the refused rows (the rerun left nothing behind).
+    const audit = await t.app.admin.audit(TENANT, { client: 'import', startIndex: 1, count: 1000 });
+    assert.equal(audit.entries.length, auditBefore.entries.length + 2);
+    const fresh = audit.entries.filter((e) => !auditBefore.entries.some((b) => b.seq === e.seq));
+    assert.deepEqual(fresh.map((e) => e.resourceId).sort(), stored.map((d) => d!.id).sort());
+  });
+
+  test('duplicates within one multi-row batch: the first row of the file wins, later ones are 409', async () => {
+    const csv =
+      'displayName,active,ble.deviceMacAddress,ble.versionSupport,ble.pairingMethods\n' +
+      'First,true,aa:bb:cc:66:66:01,5.3,justWorks\n' +
+      'Other,true,aa:bb:cc:66:66:02,5.3,justWorks\n' +
+      'Second,true,AA:BB:CC:66:66:01,5.3,justWorks\n' +
+      'Third,true,aa-bb-cc-66-66-01,5.3,justWorks\n';
+    const { counts, errors } = await run('dups.csv', csv);
+    assert.deepEqual(counts, { rows: 4, valid: 2, imported: 2, failed: 2 });
+    const detail = `Another Device already has this ${BLE}:deviceMacAddress`;
+    assert.deepEqual(errors, [
+      { row: 3, line: 4, status: 409, scimType: 'uniqueness', detail },
+      { row: 4, line: 5, status: 409, scimType: 'uniqueness', detail },
+    ]);
+    const devices = await devicesByMac();
+    assert.equal(devices.get('aa:bb:cc:66:66:01')?.displayName, 'First');
+    assert.equal(devices.get('aa:bb:cc:66:66:02')?.displayName, 'Other');
+  });
+
   test('JSON lines: SCIM resources (any extension, URN aliases) and flat objects; bad lines reported', async () => {
     const lines = [
       JSON.stringify({
