@@ -75,9 +75,9 @@ export class AsyncRequests {
     this.wake.setMaxListeners(0);
   }
 
-  /** The worker that runs a request inline when the client is willing to wait (Prefer: wait=N). */
+  /** The worker that runs a request inline when the client is willing to wait (Prefer: wait=N); the first one stays. */
   attachRunner(runner: InlineRunner): void {
-    this.runner = runner;
+    this.runner ??= runner;
   }
 
   /**

@@ -33,6 +33,8 @@ export const ASYNC_REQUESTS_SCHEMA: string[] = [
    )`,
   `CREATE INDEX IF NOT EXISTS async_requests_pending ON async_requests (created)
      WHERE state IN ('queued', 'running')`,
+  `CREATE INDEX IF NOT EXISTS async_requests_finished ON async_requests (finished)
+     WHERE state IN ('done', 'failed')`,
   `CREATE INDEX IF NOT EXISTS async_requests_unsigned ON async_requests (finished)
      WHERE sets IS NULL AND state IN ('done', 'failed')`,
 ];

@@ -40,6 +40,8 @@ export interface AsyncWorkerOptions {
   maxAttempts?: number;
   /** Poll interval when no request was accepted on this node (other nodes, expired leases). Default 1000. */
   pollMs?: number;
+  /** Days a finished request (and its completion resource) is kept. Default 7. */
+  keepDays?: number;
   log?: FastifyBaseLogger;
 }
 
@@ -78,6 +80,9 @@ export class AsyncWorker implements BackgroundWorker {
   private readonly leaseSeconds: number;
   private readonly maxAttempts: number;
   private readonly pollMs: number;
+  private readonly keepDays: number;
+  /** When this worker last deleted expired requests: at most once a minute, not on every poll. */
+  private lastPrune = 0;
   private loop?: Promise<void>;
   private abort?: AbortController;
 
@@ -91,6 +96,7 @@ export class AsyncWorker implements BackgroundWorker {
     this.leaseSeconds = options.leaseSeconds ?? 30;
     this.maxAttempts = options.maxAttempts ?? 5;
     this.pollMs = options.pollMs ?? 1000;
+    this.keepDays = options.keepDays ?? 7;
     requests.attachRunner(this);
   }
 
@@ -118,10 +124,19 @@ export class AsyncWorker implements BackgroundWorker {
   }
 
   /**
-   * One pass: signs finished requests left unsigned, then claims and runs queued (or abandoned)
-   * requests until none is left. Returns how many requests it ran.
+   * One pass: forgets requests finished more than keepDays ago (at most once a minute), signs finished requests left
+   * unsigned, then claims and runs queued (or abandoned) requests until none is left. Returns how
+   * many requests it ran.
    */
   async runOnce(): Promise<number> {
+    if (Date.now() - this.lastPrune >= 60_000) {
+      await this.requests.db.query(
+        `DELETE FROM async_requests WHERE state IN ('done', 'failed')
+            AND finished < now() - make_interval(secs => $1::double precision)`,
+        [this.keepDays * 86_400],
+      );
+      this.lastPrune = Date.now();
+    }
     for (const r of await this.requests.unsigned(100)) await this.requests.sign(r.tenant_id, r.txn);
     let ran = 0;
     for (;;) {

@@ -313,6 +313,30 @@ describe('async requests: exactly once, retries, rights', () => {
     });
   });
 
+  test('finished requests are forgotten after keepDays (7): their completion resource is then 404', async () => {
+    const old = await queueCreate(t.app, 'keep.old');
+    const recent = await queueCreate(t.app, 'keep.recent');
+    assert.equal(await t.app.asyncWorker.runOnce(), 2);
+    await t.app.db.query(
+      `UPDATE async_requests SET finished = now() - interval '8 days' WHERE tenant_id = 'default' AND txn = $1`,
+      [old],
+    );
+    await t.app.db.query(
+      `UPDATE async_requests SET finished = now() - interval '6 days' WHERE tenant_id = 'default' AND txn = $1`,
+      [recent],
+    );
+    // A worker that has not pruned in the last minute (the app's just did).
+    const fresh = new AsyncWorker(
+      t.app.asyncRequests,
+      t.app.service,
+      new TenantDirectory(t.app.db),
+      t.app.config,
+    );
+    assert.equal(await fresh.runOnce(), 0);
+    assert.equal((await inject(t.app, 'GET', `/scim/v2/.async/${old}`)).status, 404);
+    assert.equal((await inject(t.app, 'GET', `/scim/v2/.async/${recent}`)).status, 200);
+  });
+
   test('rights are checked again when the request runs: a deleted client gets 401, a narrowed client 403', async () => {
     await t.app.admin.createTenant({ id: 'rights' });
     await t.app.admin.createClient('rights', { id: 'gone', name: 'gone', scopes: ['User:write'] });
