@@ -379,6 +379,22 @@ describe('async requests: exactly once, retries, rights', () => {
     const n = byTxn.get(narrowedRes.headers['set-txn'] as string)!;
     assert.equal(n.state, 'failed');
     assert.equal(n.result[0].events[ASYNCRESP].status, '403');
+    // The tenant's own completion URL, its own issuer and JWKS.
+    const location = narrowedRes.headers.location as string;
+    assert.equal(location, `http://scimd.test/tenants/rights/scim/v2/.async/${n.txn}`);
+    const done = await inject(t.app, 'GET', new URL(location).pathname, undefined, {
+      authorization: `Bearer ${narrowed}`,
+    });
+    assert.equal(done.status, 200, done.text);
+    const jwks = await inject(t.app, 'GET', '/tenants/rights/.well-known/jwks.json');
+    const { payload } = await jwtVerify(done.text, createLocalJWKSet(JSON.parse(jwks.text) as JSONWebKeySet));
+    assert.equal(payload.iss, 'http://scimd.test/tenants/rights/scim/v2');
+    assert.equal(payload.aud, 'narrowed');
+    assert.equal(payload.txn, n.txn);
+    assert.deepEqual(payload.sub_id, { format: 'scim', uri: '/Users' });
+    // The default tenant's keys do not verify it.
+    const other = await inject(t.app, 'GET', '/.well-known/jwks.json');
+    await assert.rejects(jwtVerify(done.text, createLocalJWKSet(JSON.parse(other.text) as JSONWebKeySet)));
     const users = await t.app.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM resources WHERE tenant_id = 'rights'`,
     );
