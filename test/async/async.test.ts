@@ -172,6 +172,28 @@ describe('asynchronous SCIM requests', () => {
     assert.deepEqual(deleted.events, { [ASYNCRESP]: { method: 'DELETE', status: '204' } });
   });
 
+  test("PATCH /Me asynchronously: stored and reported under the User's own path", async () => {
+    const { id } = await createUser('me.async');
+    await t.app.admin.createClient('default', {
+      id: 'me-client',
+      name: 'me',
+      scopes: ['User:write'],
+      userId: id,
+    });
+    const me = (await t.app.admin.issueToken('default', 'me-client')).token;
+    const res = await t.request('PATCH', '/scim/v2/Me', {
+      body: { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'displayName', value: 'Myself' }] },
+      headers: ASYNC,
+      token: me,
+    });
+    const txn = assertAccepted(res);
+    assert.equal(await t.app.asyncWorker.runOnce(), 1);
+    const claims = await completion(txn, me);
+    assert.equal(claims.aud, 'me-client');
+    assert.deepEqual(claims.sub_id, { format: 'scim', uri: `/Users/${id}` });
+    assert.equal((await t.request('GET', `/scim/v2/Users/${id}`)).body.displayName, 'Myself');
+  });
+
   test('a failing async request: asyncresp status "400" with response = SCIM Error (scimType); nothing written', async () => {
     const { id, etag } = await createUser('fails.async');
     const res = await t.request('PUT', `/scim/v2/Users/${id}`, {
