@@ -357,7 +357,6 @@ export function registerUpstream(program: Command): void {
         .command('update <id>')
         .description('Change some fields of an upstream')
         .addOption(tenantOption())
-        .option('--no-accept-unsigned', 'accept signed SETs only')
         .addOption(
           new Option('--clear <field>', 'unset an optional field, repeatable')
             .choices([...CLEARABLE])
@@ -367,7 +366,8 @@ export function registerUpstream(program: Command): void {
               return [...(prev ?? []), v];
             }),
         ),
-    ),
+      // After --accept-unsigned: defined first, the negation would default the flag to true.
+    ).option('--no-accept-unsigned', 'accept signed SETs only'),
   ).action(async (id: string, opts: Base & FieldOptions & { clear?: (typeof CLEARABLE)[number][] }) => {
     const patch: UpstreamPatch = fieldsOf(opts);
     for (const f of opts.clear ?? []) {
