@@ -840,12 +840,18 @@ describe('device model: registry and discovery', () => {
       `${DPP_SCHEMA}:deviceMacAddress`,
       `${ETHERNET_MAB_SCHEMA}:deviceMacAddress`,
     ]);
-    // Zigbee EUI-64s are not unique in the draft but are how devices are found: a plain lookup index.
-    const lookups = uniqueIndexStatements(registry).filter(
-      (s) => s.startsWith('CREATE INDEX') && s.includes("'Device'"),
-    );
-    assert.equal(lookups.length, 1);
+    // Zigbee EUI-64s are not unique in the draft but are how devices are found: a plain lookup index;
+    // displayName is searched by prefix: a text_pattern_ops index over its lower-cased text.
+    const lookups = uniqueIndexStatements(registry)
+      .filter((s) => s.startsWith('CREATE INDEX') && s.includes("'Device'"))
+      .sort();
+    assert.equal(lookups.length, 2);
     assert.match(lookups[0], /zigbee:2\.0:Device'\) ->> 'deviceEui64Address'/);
+    assert.doesNotMatch(lookups[0], /text_pattern_ops/);
+    assert.match(
+      lookups[1],
+      /^CREATE INDEX IF NOT EXISTS "resources_px_device_displayname_[0-9a-f]{8}" ON resources \(tenant_id, \(lower\(\(doc ->> 'displayName'\)\)\) text_pattern_ops\) WHERE resource_type = 'Device'$/,
+    );
     // Each within a tenant (uniqueness "server").
     for (const s of statements) assert.match(s, /ON resources \(tenant_id, lower\(/);
   });
@@ -868,6 +874,24 @@ describe('device model: registry and discovery', () => {
     assert.throws(
       () => r.addSchema({ id: 'urn:x:c', name: 'c', attributes: [{ name: 'm', pattern: '(' }] }),
       /invalid pattern/,
+    );
+    assert.throws(
+      () =>
+        r.addSchema({
+          id: 'urn:x:i',
+          name: 'i',
+          attributes: [{ name: 'm', type: 'integer', indexed: 'prefix' }],
+        }),
+      /indexed applies only to single-valued string attributes/,
+    );
+    assert.throws(
+      () =>
+        r.addSchema({
+          id: 'urn:x:j',
+          name: 'j',
+          attributes: [{ name: 'm', multiValued: true, indexed: true }],
+        }),
+      /indexed applies only to single-valued string attributes/,
     );
     assert.throws(
       () => r.addSchema({ id: 'urn:x:d', name: 'd', attributes: [{ name: 'm', strictCanonical: true }] }),

@@ -76,7 +76,8 @@ export const deviceSchema: SchemaInput = {
   name: 'Device',
   description: 'Device',
   attributes: [
-    str('displayName', 'A human-readable name for the device.'),
+    // Found by name prefix (type-ahead, asset-tag ranges): `displayName sw` is index-served.
+    str('displayName', 'A human-readable name for the device.', { indexed: 'prefix' }),
     {
       name: 'active',
       type: 'boolean',

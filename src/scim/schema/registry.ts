@@ -298,6 +298,10 @@ function checkAttribute(schemaId: string, attr: AttributeDefinition, parent?: st
   if (attr.strictCanonical && !attr.canonicalValues?.length) {
     throw new Error(`${where}: strictCanonical without canonicalValues`);
   }
+  // The store indexes single-valued strings only (an expression over the value's text).
+  if (attr.indexed && (attr.type !== 'string' || attr.multiValued)) {
+    throw new Error(`${where}: indexed applies only to single-valued string attributes`);
+  }
   for (const sub of attr.subAttributes ?? []) checkAttribute(schemaId, sub, attr.name);
 }
 

@@ -50,10 +50,12 @@ export interface AttributeDefinition {
    */
   sensitive?: boolean;
   /**
-   * Clients look resources up by this (single-valued string) attribute with `eq`: the store keeps
-   * a non-unique expression index for it, as it does a unique one for `uniqueness` server/global.
+   * Clients look resources up by this (single-valued string) attribute: the store keeps an
+   * expression index for it, as it does a unique one for `uniqueness` server/global. `true` serves
+   * `eq`; `'prefix'` serves `eq` and `sw` (a text_pattern_ops btree over the compared text, i.e.
+   * lower-cased unless caseExact), e.g. type-ahead search by name.
    */
-  indexed?: boolean;
+  indexed?: boolean | 'prefix';
 }
 
 /** An attribute as written in a schema file: everything but the name may fall back to RFC defaults. */
@@ -110,7 +112,7 @@ export function normalizeAttribute(input: AttributeInput): AttributeDefinition {
   if (input.format !== undefined) attr.format = input.format;
   if (input.strictCanonical) attr.strictCanonical = true;
   if (input.sensitive) attr.sensitive = true;
-  if (input.indexed) attr.indexed = true;
+  if (input.indexed) attr.indexed = input.indexed;
   if (type === 'complex') attr.subAttributes = (input.subAttributes ?? []).map(normalizeAttribute);
   return attr;
 }

@@ -365,28 +365,35 @@ function comparePredicate(
         throw invalidFilter(`Operator "${op}" is not supported on binary "${def.name}"`);
       }
       const t = textOf(src);
-      const param = `${p.add(value)}::text`;
       // base64 is case-significant whatever the schema says.
       const exact = def.caseExact || def.type === 'binary';
       const l = exact ? t : `lower(${t})`;
-      const r = exact ? param : `lower(${param})`;
+      const operand = (v: string) => {
+        const param = `${p.add(v)}::text`;
+        return exact ? param : `lower(${param})`;
+      };
       let cmp: string;
       switch (op) {
         case 'eq':
-          cmp = `(${l} = ${r})`;
+          cmp = `(${l} = ${operand(value)})`;
           break;
         case 'co':
-          cmp = `(strpos(${l}, ${r}) > 0)`;
+          cmp = `(strpos(${l}, ${operand(value)}) > 0)`;
           break;
         case 'sw':
-          cmp = `starts_with(${l}, ${r})`;
+          // LIKE with the operand's wildcards escaped means exactly starts_with; unlike starts_with it
+          // is served by a text_pattern_ops index (`indexed: 'prefix'`) on any collation, because the
+          // pattern is a constant once the parameter is bound (custom plans of unnamed statements).
+          cmp = `(${l} LIKE (${operand(escapeLike(value))} || '%'))`;
           break;
-        case 'ew':
+        case 'ew': {
+          const r = operand(value);
           cmp = `(right(${l}, length(${r})) = ${r})`;
           break;
+        }
         default:
           // Code point order: the same in every database, and as JavaScript's < within the BMP.
-          cmp = `((${l}) COLLATE "C" ${SQL_OPS[op]} (${r}) COLLATE "C")`;
+          cmp = `((${l}) COLLATE "C" ${SQL_OPS[op]} (${operand(value)}) COLLATE "C")`;
       }
       // A stored value of another JSON type never matches (->> would give its text).
       return src.kind === 'json' ? `(jsonb_typeof(${jsonValue(src)}) = 'string' AND ${cmp})` : cmp;
@@ -415,6 +422,11 @@ function comparePredicate(
     default:
       throw invalidFilter(`Attribute "${def.name}" is complex: name one of its sub-attributes`);
   }
+}
+
+/** A LIKE pattern matching the text itself (default escape character: backslash). */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 /**
@@ -455,14 +467,16 @@ function slug(s: string): string {
 }
 
 /**
- * One unique expression index per single-valued string attribute whose uniqueness is server
- * (per tenant) or global (across tenants), per resource type. Partial on resource_type: a User
- * and a Group may share a value.
+ * An expression index the migrations keep for a single-valued string attribute, per resource type:
+ * unique for uniqueness server (per tenant) or global (across tenants), a lookup index for an
+ * `indexed` one. Partial on resource_type: a User and a Group may share a value.
  */
 export interface UniqueIndex {
   name: string;
   /** false: a lookup index for an `indexed` attribute. */
   unique: boolean;
+  /** A text_pattern_ops index, serving `sw` (LIKE 'prefix%') as well as `eq`. */
+  prefix: boolean;
   /** The CREATE UNIQUE INDEX statement. */
   statement: string;
   resourceType: string;
@@ -472,8 +486,9 @@ export interface UniqueIndex {
 
 /**
  * One unique expression index per single-valued string attribute whose uniqueness is server
- * (per tenant) or global (across tenants), per resource type, and a plain one per `indexed`
- * attribute. Partial on resource_type: a User and a Group may share a value.
+ * (per tenant) or global (across tenants), per resource type, a plain one per `indexed: true`
+ * attribute and a text_pattern_ops one per `indexed: 'prefix'` attribute. Partial on
+ * resource_type: a User and a Group may share a value.
  */
 export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
   const out: UniqueIndex[] = [];
@@ -494,21 +509,29 @@ export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
       for (const b of candidates) {
         const leaf = b.sub ?? b.attribute;
         const uniqueness = leaf.uniqueness;
-        if (uniqueness === 'none' && !leaf.indexed) continue;
-        const unique = uniqueness !== 'none';
+        const kinds: ('uq' | 'ix' | 'px')[] = [];
+        if (uniqueness !== 'none') kinds.push('uq');
+        // A prefix index serves eq too; a plain lookup index would add nothing to a unique one.
+        if (leaf.indexed === 'prefix') kinds.push('px');
+        else if (leaf.indexed && uniqueness === 'none') kinds.push('ix');
         const path = `${b.attribute.name}${b.sub ? `_${b.sub.name}` : ''}`;
-        const name =
-          `resources_${unique ? 'uq' : 'ix'}_${slug(rt.name)}_${slug(path)}`.slice(0, 50) +
-          `_${hash8(`${rt.name}|${schema.id}|${path}`)}`;
-        const key = uniqueness === 'global' ? equalityExpression(b) : `tenant_id, ${equalityExpression(b)}`;
         const dotted = `${b.attribute.name}${b.sub ? `.${b.sub.name}` : ''}`;
-        out.push({
-          name,
-          unique,
-          statement: `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE resource_type = ${sqlLiteral(rt.name)}`,
-          resourceType: rt.name,
-          attribute: extension ? `${schema.id}:${dotted}` : dotted,
-        });
+        for (const kind of kinds) {
+          const unique = kind === 'uq';
+          const name =
+            `resources_${kind}_${slug(rt.name)}_${slug(path)}`.slice(0, 50) +
+            `_${hash8(`${rt.name}|${schema.id}|${path}`)}`;
+          const expr = kind === 'px' ? `(${equalityExpression(b)}) text_pattern_ops` : equalityExpression(b);
+          const key = unique && uniqueness === 'global' ? expr : `tenant_id, ${expr}`;
+          out.push({
+            name,
+            unique,
+            prefix: kind === 'px',
+            statement: `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE resource_type = ${sqlLiteral(rt.name)}`,
+            resourceType: rt.name,
+            attribute: extension ? `${schema.id}:${dotted}` : dotted,
+          });
+        }
       }
     }
   }
