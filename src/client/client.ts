@@ -103,7 +103,7 @@ export interface RawResponse {
   body: JsonValue | undefined;
 }
 
-interface SendOptions extends CallOptions {
+export interface RequestOptions extends CallOptions {
   query?: Record<string, string | number | undefined>;
   body?: JsonValue;
   /** Safe to repeat after a network failure (GET, PUT, DELETE, POST /.search). */
@@ -173,7 +173,7 @@ export class ScimClient {
   // ---------------------------------------------------------------- transport with retries
 
   /** One SCIM call with retries and auth; SCIM errors (status >= 400) are thrown. */
-  async request(method: string, path: string, opts: SendOptions): Promise<RawResponse> {
+  async request(method: string, path: string, opts: RequestOptions): Promise<RawResponse> {
     const url = new URL(`${this.baseUrl}${path}${encodeQuery(opts.query ?? {})}`);
     const maxAttempts = Math.max(1, this.retry.maxAttempts ?? 4);
     const sleep = this.retry.sleep ?? defaultSleep;

@@ -8,6 +8,7 @@ export type {
   IterateOptions,
   UpdateResult,
   RawResponse,
+  RequestOptions,
 } from './client.ts';
 export type { AuthConfig } from './auth.ts';
 export type { CompatOptions, Feature } from './compat.ts';

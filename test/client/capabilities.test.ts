@@ -226,17 +226,15 @@ describe('compatibility switches', () => {
         patchRequiresPath: true,
       },
     );
-    const res = await client
-      .resources('User')
-      .patch('u1', [
-        {
-          op: 'replace',
-          value: {
-            active: false,
-            'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { department: 'D' },
-          },
+    const res = await client.resources('User').patch('u1', [
+      {
+        op: 'replace',
+        value: {
+          active: false,
+          'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User': { department: 'D' },
         },
-      ]);
+      },
+    ]);
     assert.equal(res, undefined);
     assert.deepEqual(json(calls(server)[0].body).Operations, [
       { op: 'replace', path: 'active', value: false },
@@ -354,5 +352,62 @@ describe('compatibility switches', () => {
     assert.equal(put.headers['if-match'], undefined);
     assert.equal(put.headers['content-type'], 'application/json');
     assert.equal(put.headers.authorization, 'Bearer t');
+  });
+});
+
+describe('bulk limits', () => {
+  test('requests stay within maxPayloadSize and maxOperations; failOnErrors counts across requests', async () => {
+    const BULK_SPC = spc({ bulk: { supported: true, maxOperations: 3, maxPayloadSize: 560 } });
+    let n = 0;
+    const { server, client } = await setup((r) => {
+      if (r.url !== '/scim/Bulk') return undefined;
+      const ops = json(r.body).Operations as Array<{ bulkId: string }>;
+      return {
+        status: 200,
+        body: {
+          schemas: ['urn:ietf:params:scim:api:messages:2.0:BulkResponse'],
+          Operations: ops.map((o) => ({
+            method: 'POST',
+            bulkId: o.bulkId,
+            // every third operation fails
+            status: ++n % 3 === 0 ? '409' : '201',
+            ...(n % 3 === 0
+              ? { response: { status: '409', scimType: 'uniqueness' } }
+              : { location: `http://x/Users/id${n}` }),
+          })),
+        },
+      };
+    }, BULK_SPC);
+    const op = (i: number) => ({
+      method: 'POST' as const,
+      path: '/Users',
+      bulkId: `b${i}`,
+      data: { schemas: [USER], userName: `user-number-${i}-${'x'.repeat(60)}` },
+    });
+    const results = await client.bulk([0, 1, 2, 3, 4, 5, 6].map(op), { failOnErrors: 2 });
+    const sentBodies = calls(server).map((r) => r.body);
+    for (const b of sentBodies) assert.ok(Buffer.byteLength(b) <= 560, `${Buffer.byteLength(b)} bytes`);
+    // Three operations of ~200 bytes do not fit in 560 bytes: two per request.
+    assert.deepEqual(
+      sentBodies.map((b) => json(b).Operations.map((o: { bulkId: string }) => o.bulkId)),
+      [
+        ['b0', 'b1'],
+        ['b2', 'b3'],
+        ['b4', 'b5'],
+      ],
+    );
+    // failOnErrors is what is left of the allowance; after the second error nothing more is sent (b6).
+    assert.deepEqual(
+      sentBodies.map((b) => json(b).failOnErrors),
+      [2, 2, 1],
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['201', '201', '409', '201', '201', '409'],
+    );
+    await assert.rejects(
+      client.bulk([{ ...op(9), data: { schemas: [USER], userName: 'y'.repeat(700) } }]),
+      (e) => e instanceof ScimUnsupportedError && /maxPayloadSize/.test(e.message),
+    );
   });
 });
