@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { registerClient } from './client.ts';
+import { registerFeed } from './feed.ts';
 import { registerImport } from './import.ts';
 import { registerReceiver } from './receiver.ts';
 import { errorMessage } from './output.ts';
@@ -43,6 +44,7 @@ runs, use --url.`,
   registerToken(program);
   registerImport(program);
   registerUpstream(program);
+  registerFeed(program);
   registerReceiver(program);
   return program;
 }
