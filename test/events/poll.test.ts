@@ -207,6 +207,10 @@ describe('event poll endpoint (RFC 8936)', () => {
       const res = await poll('/events/poll/malformed', undefined, poller, raw);
       assert.equal(res.status, 400, raw);
     }
+    // No body, or an empty one, is a default poll ({}): it long-polls, then answers.
+    const empty = await t.request('POST', '/events/poll/malformed', { token: poller });
+    assert.equal(empty.status, 200);
+    assert.deepEqual(JSON.parse(empty.text), { sets: {} });
     const ok = await poll('/events/poll/malformed', { returnImmediately: true, futureMember: { x: 1 } });
     assert.equal(ok.status, 200);
     assert.deepEqual(JSON.parse(ok.text), { sets: {} });
