@@ -683,6 +683,10 @@ export class ResourceClient<T extends ScimResource = ScimResource> {
         const page = await fetchPage({ ...query, cursor: next });
         yield page;
         if (++pages === o.maxPages || !page.nextCursor) return;
+        // A server handing back the cursor it was given would make this loop forever.
+        if (page.nextCursor === next) {
+          throw new ScimUnsupportedError('cursor', `The server returned the same nextCursor twice (${next})`);
+        }
         next = page.nextCursor;
       }
     }

@@ -411,3 +411,24 @@ describe('bulk limits', () => {
     );
   });
 });
+
+describe('paging safety', () => {
+  test('a server that hands back the same nextCursor stops the iteration with an error', async () => {
+    const { server, client } = await setup(
+      (r) =>
+        r.url.startsWith('/scim/Users?')
+          ? { status: 200, body: list([{ schemas: [USER], id: '1', userName: 'a' }], { nextCursor: 'same' }) }
+          : undefined,
+      FULL,
+    );
+    const seen: string[] = [];
+    await assert.rejects(async () => {
+      for await (const u of client.resources<ScimUser>('User').iterate()) seen.push(u.id!);
+    }, /same nextCursor twice/);
+    assert.deepEqual(seen, ['1', '1']);
+    assert.deepEqual(
+      calls(server).map((r) => r.url),
+      ['/scim/Users?count=50&cursor=', '/scim/Users?count=50&cursor=same'],
+    );
+  });
+});

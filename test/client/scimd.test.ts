@@ -247,6 +247,26 @@ describe('client against scimd', () => {
     });
     assert.equal(log[0].url, '/scim/v2/Users/.search');
 
+    // Cursor paging through /.search: "cursor" in the SearchRequest body (RFC 9865 §2.2).
+    log.length = 0;
+    const viaCursorSearch: string[] = [];
+    for await (const u of users.iterate({ filter, pageSize: 4, via: 'search' }))
+      viaCursorSearch.push(u.userName);
+    assert.deepEqual(
+      viaCursorSearch.sort(),
+      [0, 1, 2, 3, 4, 5, 6].map((i) => `page-${i}`),
+    );
+    assert.equal(log.length, 2);
+    assert.deepEqual(log[0].body, {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:SearchRequest'],
+      filter,
+      count: 4,
+      cursor: '',
+    });
+    assert.equal(typeof (log[1].body as { cursor: unknown }).cursor, 'string');
+    assert.notEqual((log[1].body as { cursor: string }).cursor, '');
+
+    log.length = 0;
     assert.deepEqual(
       (await users.findBy('userName', 'page-3')).map((u) => u.userName),
       ['page-3'],
