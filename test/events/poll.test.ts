@@ -308,6 +308,43 @@ describe('event poll endpoint (RFC 8936)', () => {
     );
   });
 
+  test('end to end: a SCIM write, published by the publisher, is returned by a poll and acked', async () => {
+    await t.app.feeds.create('default', {
+      id: 'live',
+      name: 'live',
+      resourceTypes: ['User'],
+      form: 'notice',
+    });
+    await t.app.receivers.create('default', {
+      id: 'e2e',
+      name: 'e2e',
+      feedId: 'live',
+      delivery: 'poll',
+      pollClientId: 'poller',
+    });
+    const pending = poll('/events/poll/e2e', {});
+    const created = await t.request('POST', '/scim/v2/Users', {
+      body: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'e2e.poll' },
+    });
+    assert.equal(created.status, 201, created.text);
+    await t.app.publisher.publishOnce();
+    const res = await pending;
+    const sets = JSON.parse(res.text).sets as Record<string, string>;
+    const [jti] = Object.keys(sets);
+    const claims = JSON.parse(Buffer.from(sets[jti].split('.')[1], 'base64url').toString()) as {
+      jti: string;
+      events: Record<string, unknown>;
+    };
+    assert.equal(claims.jti, jti);
+    assert.ok(claims.events['urn:ietf:params:scim:event:prov:create:notice']);
+    const acked = await poll('/events/poll/e2e', { ack: [jti], returnImmediately: true });
+    assert.deepEqual(JSON.parse(acked.text), { sets: {} });
+    assert.deepEqual(
+      (await outboxRows(t.app, 'default', 'e2e')).map((r) => r.state),
+      ['delivered'],
+    );
+  });
+
   test('a paused poll receiver gets no SETs (acks still count)', async () => {
     await pollReceiver('default', 'resting', { paused: true });
     await insertOutbox(t.app, 'default', 'resting', [{ jti: 'z1' }, { jti: 'z2' }]);

@@ -7,6 +7,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { AddressInfo } from 'node:net';
 import { buildScimEvent, newTxn } from '../../src/events/set.ts';
 import { backoffMs, parseRetryAfter } from '../../src/events/outbound/push.ts';
@@ -344,6 +345,40 @@ describe('event push delivery (RFC 8935)', () => {
       [T],
     );
     assert.equal(lease.rows[0].lease_owner, null);
+  });
+
+  test('end to end: a SCIM write, published by the publisher, reaches the receiver as a SET that verifies against the JWKS', async () => {
+    await t.app.feeds.create(T, { id: 'live', name: 'live', resourceTypes: ['User'], form: 'full' });
+    made.push('e2e');
+    await t.app.receivers.create(T, {
+      id: 'e2e',
+      name: 'e2e',
+      feedId: 'live',
+      delivery: 'push',
+      endpointUrl: `${rx.base}/r/e2e`,
+    });
+    const created = await t.request('POST', '/scim/v2/Users', {
+      body: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'e2e.push' },
+    });
+    assert.equal(created.status, 201, created.text);
+    await t.app.publisher.publishOnce();
+    await t.app.pushWorker.deliverOnce();
+    const got = rx.to('/r/e2e');
+    assert.equal(got.length, 1);
+    const jwks = await t.request('GET', '/.well-known/jwks.json', { token: false });
+    const { payload } = await jwtVerify(
+      got[0].body,
+      createLocalJWKSet(JSON.parse(jwks.text) as JSONWebKeySet),
+      {
+        typ: 'secevent+jwt',
+      },
+    );
+    const events = payload.events as Record<string, { data?: { userName?: string } }>;
+    assert.equal(events['urn:ietf:params:scim:event:prov:create:full']?.data?.userName, 'e2e.push');
+    assert.deepEqual(
+      (await outboxRows(t.app, T, 'e2e')).map((r) => [r.jti, r.state]),
+      [[payload.jti, 'delivered']],
+    );
   });
 
   test('the running worker wakes on the outbox signal (well before its 5 s idle look)', async () => {
