@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { AddressInfo } from 'node:net';
 import { buildScimEvent, newTxn } from '../../src/events/set.ts';
-import { backoffMs, parseRetryAfter } from '../../src/events/outbound/push.ts';
+import { backoffMs, parseRetryAfter, PushWorker } from '../../src/events/outbound/push.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import {
   fakeSet,
@@ -345,6 +345,27 @@ describe('event push delivery (RFC 8935)', () => {
       [T],
     );
     assert.equal(lease.rows[0].lease_owner, null);
+  });
+
+  test('two nodes delivering at the same time: each SET is sent once, in order (the lease)', async () => {
+    await receiver('shared');
+    const jtis = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];
+    await insertOutbox(
+      t.app,
+      T,
+      'shared',
+      jtis.map((jti) => ({ jti })),
+    );
+    // A second node on the same database: its own worker with its own node id.
+    const other = new PushWorker({ db: t.app.db, signal: t.app.outboxSignal, config: t.app.config });
+    const [a, b] = await Promise.all([t.app.pushWorker.deliverOnce(), other.deliverOnce()]);
+    assert.equal(a.delivered + b.delivered, jtis.length);
+    assert.ok(a.delivered === 0 || b.delivered === 0, 'one node delivered the receiver');
+    assert.deepEqual(
+      rx.to('/r/shared').map((r) => r.body),
+      jtis.map(fakeSet),
+    );
+    await other.stop();
   });
 
   test('end to end: a SCIM write, published by the publisher, reaches the receiver as a SET that verifies against the JWKS', async () => {
