@@ -8,7 +8,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { base64url } from 'jose';
+import { DEFAULT_APPLIER_OPTIONS, EventApplier } from '../../src/events/inbound/applier.ts';
 import { EVENT, buildScimEvent, newTxn } from '../../src/events/set.ts';
+import { TenantDirectory } from '../../src/tenancy/directory.ts';
 import type { JsonObject } from '../../src/scim/json.ts';
 import { TOKEN } from '../helpers/app.ts';
 import {
@@ -358,6 +360,27 @@ describe('receiving SCIM events: push endpoint and applier', () => {
     assert.equal(pass.failed, 1);
     const again = (await received(p, upId)).slice(-3);
     assert.deepEqual([again[0].state, again[0].attempts], ['failed', 2]);
+  });
+
+  test('stored before the 202: a fresh applier (as after a restart, nothing in memory) applies it', async () => {
+    const u = await userOnA(p, 'durable');
+    assert.equal(
+      (
+        await push(
+          p,
+          upId,
+          (await setOf(p, { type: 'create', endpoint: '/Users', resource: u, form: 'full' })).token,
+        )
+      ).status,
+      202,
+    );
+    const { db, service, registry, upstreams, config } = p.b.app;
+    const fresh = new EventApplier(
+      { db, service, registry, tenants: new TenantDirectory(db), upstreams, limits: config },
+      DEFAULT_APPLIER_OPTIONS,
+    );
+    assert.equal((await fresh.applyOnce()).applied, 1);
+    assert.equal((await onB(p, `/Users/${u.id as string}`)).body.userName, 'durable');
   });
 
   test('unsigned SETs only where the upstream accepts them', async () => {
