@@ -78,6 +78,9 @@ interface ChangeRow {
 
 type FeedKind = 'all' | 'filter' | 'explicit';
 
+/** An empty window is left open until it spans this many transaction ids. */
+const IDLE_ADVANCE_XIDS = 10_000n;
+
 /** Steps per feed in one round, so one feed's huge backlog does not starve the others for long. */
 const MAX_STEPS_PER_FEED = 50;
 
@@ -159,6 +162,10 @@ export class Publisher {
         types.map((t) => t.name),
       );
       if (!bounds) {
+        // Nothing of this feed's types: moving the position would be a write transaction per
+        // feed per round for nothing (and would itself advance the log position). It moves once
+        // the window spans enough transactions to be worth keeping short.
+        if (BigInt(to) - BigInt(feed.position) < IDLE_ADVANCE_XIDS) return idle;
         const moved = await this.commit(feed, { to, last: true, hi: 0, after: 0 }, [], [], [], []);
         return { ...idle, committed: moved };
       }
