@@ -491,7 +491,17 @@ export class ResourceClient<T extends ScimResource = ScimResource> {
       body: withoutMeta(resource as unknown as JsonObject),
       idempotent: false,
     });
-    return ResourceClient.resource<T>(res) as T;
+    const created = ResourceClient.resource<T>(res);
+    if (created) return created;
+    // RFC 7644 §3.3 says SHOULD return the resource; a server answering 201 without a body still
+    // names it in Location, so it is read from there.
+    const location = res.headers.location;
+    const id = location ? decodeURIComponent(location.replace(/\/+$/, '').split('/').pop() ?? '') : '';
+    if (!id)
+      throw new TypeError(
+        `POST ${await this.endpoint()} answered ${res.status} without a resource or Location`,
+      );
+    return this.get(id, opts);
   }
 
   async get(id: string, opts: ReadOptions = {}): Promise<T> {
@@ -501,6 +511,21 @@ export class ResourceClient<T extends ScimResource = ScimResource> {
       idempotent: true,
     });
     return ResourceClient.resource<T>(res) as T;
+  }
+
+  /**
+   * Conditional GET (RFC 7644 §3.14): undefined when the resource still has `version` (304 Not
+   * Modified), else its current representation. Without ETag support it is a plain GET.
+   */
+  async getIfChanged(id: string, version: string, opts: ReadOptions = {}): Promise<T | undefined> {
+    const etag = (await this.client.capabilities()).etag;
+    const res = await this.client.request('GET', await this.itemPath(id), {
+      ...opts,
+      headers: { ...(etag ? { 'if-none-match': version } : {}), ...opts.headers },
+      query: ResourceClient.projection(opts),
+      idempotent: true,
+    });
+    return res.status === 304 ? undefined : ResourceClient.resource<T>(res);
   }
 
   async replace(id: string, resource: T | Omit<T, 'id' | 'meta'>, opts: WriteOptions = {}): Promise<T> {

@@ -432,3 +432,20 @@ describe('paging safety', () => {
     );
   });
 });
+
+describe('create', () => {
+  test('201 without a body: the resource is read from its Location', async () => {
+    const { server, client } = await setup((r) => {
+      if (r.method === 'POST') return { status: 201, headers: { location: 'http://x/scim/Users/new%201' } };
+      if (r.url === '/scim/Users/new%201')
+        return { status: 200, body: { schemas: [USER], id: 'new 1', userName: 'n' } };
+      return undefined;
+    }, spc());
+    const u = await client.resources<ScimUser>('User').create({ schemas: [USER], userName: 'n' });
+    assert.equal(u.id, 'new 1');
+    assert.deepEqual(
+      calls(server).map((r) => `${r.method} ${r.url}`),
+      ['POST /scim/Users', 'GET /scim/Users/new%201'],
+    );
+  });
+});

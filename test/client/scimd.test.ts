@@ -92,6 +92,12 @@ describe('client against scimd', () => {
     assert.equal(log[1].url, `/scim/v2/Users/${created.id}?attributes=userName`);
     assert.equal(got.displayName, undefined);
 
+    // Conditional GET: 304 while the version is current.
+    assert.equal(await users.getIfChanged(created.id!, created.meta!.version!), undefined);
+    assert.equal(log.at(-1)!.headers['if-none-match'], created.meta!.version);
+    assert.equal(log.at(-1)!.status, 304);
+    log.splice(2);
+
     const replaced = await users.replace(created.id!, { ...created, displayName: 'Uno' });
     assert.equal(log[2].method, 'PUT');
     assert.equal(log[2].headers['if-match'], created.meta!.version);
@@ -112,6 +118,8 @@ describe('client against scimd', () => {
       assert.match(e.detail ?? '', /userName/);
       return true;
     });
+    const changed = await users.getIfChanged(created.id!, created.meta!.version!);
+    assert.equal(changed?.displayName, 'Uno');
     await users.delete(created.id!, { ifMatch: replaced.meta!.version });
     assert.equal(log.at(-1)!.headers['if-match'], replaced.meta!.version);
     await assert.rejects(users.get(created.id!), (e) => e instanceof ScimClientError && e.status === 404);
