@@ -26,6 +26,9 @@ export interface PushRouteDeps {
 
 export const SET_MEDIA_TYPE = 'application/secevent+jwt';
 
+/** Largest SET accepted, in bytes. */
+export const SET_BODY_LIMIT = 16 * 1024 * 1024;
+
 type PushParams = { tenant?: string; upstreamId: string };
 
 function sendSetError(
@@ -49,8 +52,10 @@ export function pushRoutes(deps: PushRouteDeps) {
   return async function routes(app: FastifyInstance): Promise<void> {
     // The body is the compact JWT as text, whatever the declared type: the handler checks the
     // type itself so that a wrong one gets an RFC 8935 error body, not a SCIM one.
+    // A `full` SET of a large group carries its whole representation: allow more than a SCIM body
+    // (the caller is authenticated before the body is read).
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 256 * 1024 }, (_req, body, done) =>
+    app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: SET_BODY_LIMIT }, (_req, body, done) =>
       done(null, body),
     );
     app.setErrorHandler((err, _request, reply) => {
