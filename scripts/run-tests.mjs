@@ -29,7 +29,7 @@ const res = spawnSync(
     '--test',
     '--test-reporter=spec',
     '--test-concurrency=2',
-    '--test-timeout=120000',
+    '--test-timeout=600000',
     ...files,
   ],
   { stdio: 'inherit' },
