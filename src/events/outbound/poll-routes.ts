@@ -201,7 +201,7 @@ export function pollRoutes(deps: PollRouteDeps) {
           );
         }
         for (const r of sending) sets[r.jti] = r.set_jwt;
-        return { sets, moreAvailable: more || exhausted.length > 0 };
+        return { sets, moreAvailable: more };
       }
     });
   }
