@@ -420,3 +420,39 @@ describe('event push delivery (RFC 8935)', () => {
     }
   });
 });
+
+describe('event push delivery with the background workers running', () => {
+  test('a SCIM write reaches the push receiver without anyone stepping the workers', async () => {
+    const rx = new RecordingReceiver();
+    await rx.start();
+    const t = await startTestApp({ backgroundWorkers: true });
+    try {
+      await t.app.feeds.create(T, { id: 'auto', name: 'auto', resourceTypes: ['User'], form: 'notice' });
+      await t.app.receivers.create(T, {
+        id: 'auto',
+        name: 'auto',
+        feedId: 'auto',
+        delivery: 'push',
+        endpointUrl: `${rx.base}/r/auto`,
+      });
+      const start = Date.now();
+      for (const userName of ['auto.1', 'auto.2']) {
+        const res = await t.request('POST', '/scim/v2/Users', {
+          body: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName },
+        });
+        assert.equal(res.status, 201, res.text);
+      }
+      while (rx.to('/r/auto').length < 2 && Date.now() - start < 20_000) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(rx.to('/r/auto').length, 2);
+      assert.deepEqual(
+        (await outboxRows(t.app, T, 'auto')).map((r) => r.state),
+        ['delivered', 'delivered'],
+      );
+    } finally {
+      await t.close();
+      await rx.close();
+    }
+  });
+});
