@@ -125,7 +125,12 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const pruner = setInterval(() => {
     pruning = retention
       .prune()
-      .catch((err: unknown) => server.log.error({ err }, 'change log pruning failed'));
+      .catch((err: unknown) => server.log.error({ err }, 'change log pruning failed'))
+      // Delivered SETs: kept for the listing and the counts, then removed (failed ones stay for a retry).
+      .then(() =>
+        receivers.pruneDelivered(new Date(Date.now() - config.eventOutboxRetentionDays * 86_400_000)),
+      )
+      .catch((err: unknown) => server.log.error({ err }, 'event outbox pruning failed'));
   }, 3_600_000);
   pruner.unref();
   const asyncWorker = new AsyncWorker(asyncRequests, service, tenants, config, { log: server.log });

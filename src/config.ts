@@ -58,6 +58,8 @@ export interface AppConfig extends LimitsConfig {
   /** RFC 8935 push: timeout of one POST to a receiver (ms), and receivers delivered in parallel. */
   eventPushTimeoutMs: number;
   eventPushConcurrency: number;
+  /** Days a delivered SET stays in the outbox (listing, counts) before the hourly pruning removes it. */
+  eventOutboxRetentionDays: number;
 }
 
 export const DEFAULT_LIMITS: LimitsConfig = {
@@ -101,6 +103,8 @@ export function loadConfig(
     fromEnv.eventPushConcurrency = Number(env.SCIMD_EVENT_PUSH_CONCURRENCY);
   if (env.SCIMD_EVENT_PUBLISH_INTERVAL_MS)
     fromEnv.eventPublishIntervalMs = Number(env.SCIMD_EVENT_PUBLISH_INTERVAL_MS);
+  if (env.SCIMD_EVENT_OUTBOX_RETENTION_DAYS)
+    fromEnv.eventOutboxRetentionDays = Number(env.SCIMD_EVENT_OUTBOX_RETENTION_DAYS);
   if (env.SCIMD_TLS_CERT) fromEnv.tlsCert = env.SCIMD_TLS_CERT;
   if (env.SCIMD_TLS_KEY) fromEnv.tlsKey = env.SCIMD_TLS_KEY;
   if (env.SCIMD_TLS_CLIENT_CA) fromEnv.tlsClientCa = env.SCIMD_TLS_CLIENT_CA;
@@ -127,6 +131,7 @@ export function loadConfig(
     eventPushBackoffCapMs: 600_000,
     eventPushTimeoutMs: 10_000,
     eventPushConcurrency: 8,
+    eventOutboxRetentionDays: 7,
     ...DEFAULT_LIMITS,
     ...fromEnv,
     ...dropUndefined(overrides),
@@ -164,6 +169,9 @@ export function loadConfig(
     throw new Error(
       'SCIMD_INBOUND_APPLY_INTERVAL_MS, SCIMD_INBOUND_RETRY_BASE_MS and SCIMD_INBOUND_POLL_REFRESH_SECONDS must be positive, SCIMD_INBOUND_MAX_ATTEMPTS an integer >= 1',
     );
+  }
+  if (!(config.eventOutboxRetentionDays > 0)) {
+    throw new Error('SCIMD_EVENT_OUTBOX_RETENTION_DAYS must be a positive number of days');
   }
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   if (config.tlsClientCa && !config.tlsCert)

@@ -309,6 +309,47 @@ describe('event receivers admin API', () => {
     }
   });
 
+  test('pruning removes delivered SETs delivered before the cutoff, in every tenant; pending and failed stay', async () => {
+    for (const tenant of ['default', 'acme']) {
+      await t.app.receivers.create(tenant, {
+        id: 'old',
+        name: 'old',
+        feedId: 'f1',
+        delivery: 'push',
+        endpointUrl: 'https://r.example/e',
+      });
+      await insertOutbox(t.app, tenant, 'old', [{ jti: 'p1' }, { jti: 'p2' }, { jti: 'p3' }, { jti: 'p4' }]);
+      await t.app.db.query(
+        `UPDATE event_outbox SET state = 'delivered', delivered_at = clock_timestamp() - interval '10 days'
+          WHERE tenant_id = $1 AND receiver_id = 'old' AND jti = 'p1'`,
+        [tenant],
+      );
+      await t.app.db.query(
+        `UPDATE event_outbox SET state = 'delivered', delivered_at = clock_timestamp()
+          WHERE tenant_id = $1 AND receiver_id = 'old' AND jti = 'p2'`,
+        [tenant],
+      );
+      await t.app.db.query(
+        `UPDATE event_outbox SET state = 'failed', created = clock_timestamp() - interval '10 days'
+          WHERE tenant_id = $1 AND receiver_id = 'old' AND jti = 'p3'`,
+        [tenant],
+      );
+    }
+    const removed = await t.app.receivers.pruneDelivered(new Date(Date.now() - 7 * 86_400_000));
+    assert.equal(removed, 2);
+    for (const tenant of ['default', 'acme']) {
+      assert.deepEqual(
+        (await outboxRows(t.app, tenant, 'old')).map((r) => [r.jti, r.state]),
+        [
+          ['p2', 'delivered'],
+          ['p3', 'failed'],
+          ['p4', 'pending'],
+        ],
+      );
+      await t.app.receivers.remove(tenant, 'old');
+    }
+  });
+
   test('DELETE removes the receiver and its outbox; then 404', async () => {
     assert.equal((await api('DELETE', '/tenants/default/receivers/state')).status, 204);
     assert.equal((await api('GET', '/tenants/default/receivers/state')).status, 404);

@@ -483,6 +483,29 @@ export class ReceiverService {
   }
 
   /**
+   * Removes delivered entries delivered before `before`, tenant by tenant and in bounded batches
+   * (no long lock on the outbox); failed ones stay until retried or their receiver is deleted.
+   */
+  async pruneDelivered(before: Date): Promise<number> {
+    const tenants = await this.db.query<{ id: string }>('SELECT id FROM tenants ORDER BY id');
+    let removed = 0;
+    for (const { id } of tenants.rows) {
+      for (;;) {
+        const res = await this.db.query(
+          `DELETE FROM event_outbox WHERE seq IN (
+             SELECT seq FROM event_outbox
+              WHERE tenant_id = $1 AND state = 'delivered' AND delivered_at < $2
+              LIMIT 5000)`,
+          [id, before],
+        );
+        removed += res.rowCount;
+        if (res.rowCount < 5000) break;
+      }
+    }
+    return removed;
+  }
+
+  /**
    * Failed entries back to pending (all of the receiver's, or those jti), due now with their
    * attempts reset. They keep their place in publishing order, so they go before newer pending ones.
    */
