@@ -391,7 +391,10 @@ export class FeedService {
     return this.view(await this.feed(tenant, id));
   }
 
-  /** Ids (and what member rows keep) of the resources matching a filter now, paged by cursor. */
+  /**
+   * Ids (and what member rows keep) of the resources matching a filter now, paged by cursor. All
+   * types in one query: over several types the filter binds leniently, as for the feed itself.
+   */
   private async matching(
     ctx: RequestContext,
     types: ResourceTypeConfig[],
@@ -399,19 +402,16 @@ export class FeedService {
   ): Promise<MemberRow[]> {
     const out: MemberRow[] = [];
     const count = Math.min(ctx.limits.maxPageSize, ctx.limits.filterMaxResults);
-    for (const rt of types) {
-      let cursor = '';
-      for (;;) {
-        const page = await this.deps.service.list(ctx, [rt], {
-          filter,
-          cursor,
-          count,
-          attributes: ['externalId', 'active'],
-        });
-        for (const r of page.Resources ?? []) out.push(memberOf(rt.name, r));
-        if (!page.nextCursor) break;
-        cursor = page.nextCursor;
+    let cursor = '';
+    for (;;) {
+      // Whole representations: a projection could leave out meta.resourceType.
+      const page = await this.deps.service.list(ctx, types, { filter, cursor, count });
+      for (const r of page.Resources ?? []) {
+        const meta = r.meta as { resourceType?: string } | undefined;
+        out.push(memberOf(meta?.resourceType ?? types[0].name, r));
       }
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
     }
     return out;
   }
