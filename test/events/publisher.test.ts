@@ -665,3 +665,66 @@ describe('publisher: tenants, starting point, crashes, batches', () => {
     assert.ok(Date.now() - started < 4_000);
   });
 });
+
+describe('publisher: several nodes, background worker', () => {
+  test('two publishers racing (two nodes) publish every change exactly once, in seq order', async () => {
+    const f = await feed('beta', { name: 'race', resourceTypes: ['User'], form: 'notice' });
+    const r = await receiver('beta', f);
+    const nodes = [1, 2].map(
+      () =>
+        new Publisher({
+          config: t.app.config,
+          service: t.app.service,
+          tenants: new TenantDirectory(t.app.db),
+          signingKeys: t.app.signingKeys,
+          signal: t.app.outboxSignal,
+          batchSize: 3,
+        }),
+    );
+    const ids: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 4; i++) ids.push((await createUser('beta', { userName: uniq('race-') })).id);
+      await settle();
+      await Promise.all(nodes.map((p) => p.publishOnce()));
+    }
+    await settle();
+    await Promise.all(nodes.map((p) => p.publishOnce()));
+    const rows = await outbox('beta', r);
+    assert.deepEqual(
+      rows.map((x) => x.resource_id),
+      ids,
+    );
+    assert.equal(new Set(rows.map((x) => x.txn)).size, ids.length);
+  });
+
+  test('with background workers on, the publisher worker publishes by itself', async () => {
+    const live = await startTestApp({ eventPublishIntervalMs: 20 });
+    try {
+      const created = await live.request('POST', '/admin/v1/tenants/default/feeds', {
+        body: { id: 'live', name: 'live', resourceTypes: ['User'], form: 'full' },
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(created.status, 201, created.text);
+      await live.app.db.query(
+        `INSERT INTO event_receivers (tenant_id, id, feed_id, name, delivery, poll_client_id, paused)
+         VALUES ('default', 'live-r', 'live', 'r', 'poll', 'c', false)`,
+      );
+      const u = await live.request('POST', '/scim/v2/Users', {
+        body: { schemas: [USER], userName: 'live-user' },
+      });
+      assert.equal(u.status, 201, u.text);
+      let rows: { resource_id: string; event_uris: string[] }[] = [];
+      for (let i = 0; i < 600 && rows.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        rows = (
+          await live.app.db.query<{ resource_id: string; event_uris: string[] }>(
+            `SELECT resource_id, event_uris FROM event_outbox WHERE tenant_id = 'default' AND receiver_id = 'live-r'`,
+          )
+        ).rows;
+      }
+      assert.deepEqual(rows, [{ resource_id: u.body.id, event_uris: [EVENT.createFull] }]);
+    } finally {
+      await live.close();
+    }
+  });
+});
