@@ -347,6 +347,32 @@ describe('event push delivery (RFC 8935)', () => {
     assert.equal(lease.rows[0].lease_owner, null);
   });
 
+  test('a receiver with a long backlog yields after its time slice; the next pass goes on at once', async () => {
+    await receiver('backlog');
+    const jtis = Array.from({ length: 120 }, (_, i) => `k${i}`);
+    rx.reply('/r/backlog', ...jtis.map(() => ({ status: 202, delayMs: 25 })));
+    await insertOutbox(
+      t.app,
+      T,
+      'backlog',
+      jtis.map((jti) => ({ jti })),
+    );
+    const first = await t.app.pushWorker.deliverOnce();
+    assert.ok(
+      first.delivered > 0 && first.delivered < jtis.length,
+      `first pass delivered ${first.delivered}`,
+    );
+    assert.ok(first.nextDue && first.nextDue.getTime() <= Date.now(), 'due again at once');
+    let total = first.delivered;
+    for (let pass = 0; pass < 10 && total < jtis.length; pass++)
+      total += (await t.app.pushWorker.deliverOnce()).delivered;
+    assert.equal(total, jtis.length);
+    assert.deepEqual(
+      rx.to('/r/backlog').map((r) => r.body),
+      jtis.map(fakeSet),
+    );
+  });
+
   test('two nodes delivering at the same time: each SET is sent once, in order (the lease)', async () => {
     await receiver('shared');
     const jtis = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'];

@@ -84,6 +84,8 @@ export interface Reply {
   body?: string;
   /** Never answer (a hanging receiver). */
   hang?: boolean;
+  /** Answer after this many milliseconds. */
+  delayMs?: number;
 }
 
 /** An RFC 8935 receiver on 127.0.0.1 that records requests and answers from per-path queues (default 202). */
@@ -102,8 +104,10 @@ export class RecordingReceiver {
         this.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
         const reply = this.replies.get(req.url ?? '')?.shift() ?? { status: 202 };
         if (reply.hang) return;
-        res.writeHead(reply.status, reply.headers ?? {});
-        res.end(reply.body ?? '');
+        setTimeout(() => {
+          res.writeHead(reply.status, reply.headers ?? {});
+          res.end(reply.body ?? '');
+        }, reply.delayMs ?? 0);
       });
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));

@@ -25,6 +25,8 @@ export const SET_MEDIA_TYPE = 'application/secevent+jwt';
 const IDLE_MS = 5_000;
 /** Outbox rows read per round trip; the lease is renewed while they are delivered. */
 const BATCH = 50;
+/** Time one pass spends on one receiver before it yields (checked between batches). */
+const SLICE_MS = 2_000;
 /** Longest Retry-After honoured: a receiver cannot park a SET for longer than a day. */
 const MAX_RETRY_AFTER_MS = 86_400_000;
 
@@ -232,7 +234,14 @@ export class PushWorker implements BackgroundWorker {
     later: (d: Date) => void,
   ): Promise<void> {
     const { db } = this.opts;
+    const started = Date.now();
     for (;;) {
+      // A busy receiver yields after a while: the next pass starts at once and serves the SETs that
+      // other receivers got meanwhile, instead of waiting until this one's backlog is drained.
+      if (Date.now() - started > SLICE_MS) {
+        later(new Date());
+        return;
+      }
       // Claimed again per batch: picks up a pause, an endpoint change or a deletion between batches.
       const receiver = await this.claim(tenant, id);
       if (!receiver?.endpoint_url) return;
