@@ -52,6 +52,11 @@ export interface KeysetPosition {
 export interface Visibility {
   ownerClient: string;
   containing: JsonObject[];
+  /**
+   * The same references as kept in `managed_refs` (types with `managedBy`): a list without filter
+   * and sort is then counted and paged from that table (see src/store/sql/managed-sql.ts).
+   */
+  refs?: string[];
 }
 
 export interface ListQuery {
@@ -264,6 +269,10 @@ export class ResourceRepository {
     q: ListQuery,
     withTotal = true,
   ): Promise<{ rows: ResourceRow[]; total: number }> {
+    const only = q.types.length === 1 ? q.types[0] : undefined;
+    if (only?.visibility?.refs && !only.filter && !q.sort && q.page.kind === 'index') {
+      return this.listManaged(tx, tenant, only.rt.name, only.visibility, q.page, withTotal);
+    }
     const p = new SqlParams();
     const where = [`r.tenant_id = ${p.add(tenant)}`, this.typeCondition(q, p)];
     const baseWhere = where.join(' AND ');
@@ -300,6 +309,42 @@ export class ResourceRepository {
     const rows = res.rows.map(toRow);
     if (reverse) rows.reverse();
     return { rows, total };
+  }
+
+  /**
+   * A managed-only client's unfiltered list in id order: the visible ids are those it owns and those
+   * in managed_refs under its references, read from indexes (managed_refs' primary key), so the
+   * count visits no resource row and the page only the rows it returns.
+   */
+  private async listManaged(
+    tx: Queryable,
+    tenant: string,
+    resourceType: string,
+    v: Visibility,
+    page: { offset: number; limit: number },
+    withTotal: boolean,
+  ): Promise<{ rows: ResourceRow[]; total: number }> {
+    const p = new SqlParams();
+    const t = p.add(tenant);
+    const type = p.add(resourceType);
+    const visible =
+      `SELECT r.id FROM resources r WHERE r.tenant_id = ${t} AND r.resource_type = ${type} AND r.owner_client = ${p.add(v.ownerClient)} ` +
+      `UNION SELECT m.resource_id FROM managed_refs m WHERE m.tenant_id = ${t} AND m.resource_type = ${type} AND m.ref = ANY(${p.add(v.refs ?? [])}::text[])`;
+    let total = 0;
+    if (withTotal) {
+      const res = await tx.query<{ n: number | string }>(
+        `SELECT count(*) AS n FROM (${visible}) v`,
+        p.values.slice(),
+      );
+      total = Number(res.rows[0].n);
+    }
+    if (page.limit === 0) return { rows: [], total };
+    const res = await tx.query<ResourceRow>(
+      `SELECT ${COLUMNS} FROM resources r WHERE r.tenant_id = ${t} AND r.id IN ` +
+        `(SELECT v.id FROM (${visible}) v ORDER BY v.id LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)}) ORDER BY r.id`,
+      p.values,
+    );
+    return { rows: res.rows.map(toRow), total };
   }
 
   private typeCondition(q: ListQuery, p: SqlParams): string {

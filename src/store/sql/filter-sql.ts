@@ -14,6 +14,7 @@ import { parseDateTime } from '../../scim/filter/bind.ts';
 import type { ResourceTypeConfig, SchemaRegistry } from '../../scim/schema/registry.ts';
 import { findSubAttribute } from '../../scim/schema/registry.ts';
 import type { AttributeDefinition } from '../../scim/schema/types.ts';
+import { managedRefStatements } from './managed-sql.ts';
 import { SqlParams, sqlIdent, sqlLiteral } from './params.ts';
 
 export { SqlParams } from './params.ts';
@@ -538,6 +539,7 @@ export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
   return out;
 }
 
+/** The statements the migrations run for the registry: its indexes, and the managed-refs upkeep. */
 export function uniqueIndexStatements(registry: SchemaRegistry): string[] {
-  return uniqueIndexes(registry).map((i) => i.statement);
+  return [...uniqueIndexes(registry).map((i) => i.statement), ...managedRefStatements(registry)];
 }
