@@ -13,6 +13,7 @@ import { isJsonObject, type JsonObject, type JsonValue } from '../scim/json.ts';
 import { deepEqual } from '../scim/patch/json-util.ts';
 import { applyPatch, parsePatchRequest, type MemberChange } from '../scim/patch/patch.ts';
 import { project } from '../scim/resource/project.ts';
+import { checkRules } from '../scim/resource/rules.ts';
 import { prepareWrite } from '../scim/resource/validate.ts';
 import type { ResourceTypeConfig, SchemaRegistry } from '../scim/schema/registry.ts';
 import type { Database, Queryable } from '../store/db.ts';
@@ -489,6 +490,7 @@ export class ResourceService {
       const current = await this.lockForWrite(tx, ctx, rt, id, ifMatch);
       const before = await this.representation(tx, ctx, rt, current, { withMembers: false });
       const result = applyPatch(this.registry, rt, before, ops);
+      checkRules(this.registry, rt, result.resource);
       const doc = this.docOf(rt, result.resource);
       await this.beforeStore(tx, ctx, rt, doc, 'patch');
       let rowsChanged = 0;
@@ -1159,6 +1161,7 @@ function visibilityOf(ctx: RequestContext, rt: ResourceTypeConfig): Visibility |
   const core = schema.toLowerCase() === rt.schema.toLowerCase();
   return {
     ownerClient: ctx.managed.clientId,
+    refs: ctx.managed.appIds,
     containing: ctx.managed.appIds.map((value) =>
       core ? { [attribute]: [{ value }] } : { [schema]: { [attribute]: [{ value }] } },
     ),

@@ -4,6 +4,7 @@
  * an attribute) from the schema registry alone, so resource types registered later (Devices,
  * custom schemas) are validated without code changes.
  */
+import { checkRules } from './rules.ts';
 import { ScimError } from '../errors.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from '../json.ts';
 import { findSubAttribute, type ResourceTypeConfig, type SchemaRegistry } from '../schema/registry.ts';
@@ -537,6 +538,7 @@ export function prepareWrite(
     }
     if (slot.extension) out[slot.schema.id] = target;
   }
+  checkRules(registry, rt, out);
   return out;
 }
 

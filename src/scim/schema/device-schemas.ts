@@ -248,6 +248,20 @@ export const bleSchema: SchemaInput = {
     }),
     ...pairingSchemas.map(embedded),
   ],
+  // The draft's prose: an irk only for a device using random addresses, and no separate
+  // broadcast addresses when an irk resolves them.
+  rules: [
+    {
+      if: { present: 'irk' },
+      then: { equals: 'isRandom', value: true },
+      detail: 'irk (identity resolving key) is allowed only when isRandom is true',
+    },
+    {
+      if: { present: 'irk' },
+      then: { not: { present: 'separateBroadcastAddress' } },
+      detail: 'separateBroadcastAddress must not be given together with an irk',
+    },
+  ],
 };
 
 export const dppSchema: SchemaInput = {

@@ -22,8 +22,10 @@ import {
   normalizeSchema,
   type AttributeDefinition,
   type ResourceTypeDefinition,
+  type RuleCondition,
   type SchemaDefinition,
   type SchemaInput,
+  type SchemaRule,
 } from './types.ts';
 
 /**
@@ -54,6 +56,7 @@ export class SchemaRegistry {
   addSchema(input: SchemaInput): SchemaDefinition {
     const schema = normalizeSchema(input);
     for (const a of schema.attributes) checkAttribute(schema.id, a);
+    for (const rule of schema.rules ?? []) checkRule(schema, rule);
     if (this.aliases.has(schema.id.toLowerCase())) {
       throw new Error(`schema ${schema.id} is already registered as an alias`);
     }
@@ -303,6 +306,21 @@ function checkAttribute(schemaId: string, attr: AttributeDefinition, parent?: st
     throw new Error(`${where}: indexed applies only to single-valued string attributes`);
   }
   for (const sub of attr.subAttributes ?? []) checkAttribute(schemaId, sub, attr.name);
+}
+
+/** A rule must name attributes of its schema (a typo would make it silently never apply). */
+function checkRule(schema: SchemaDefinition, rule: SchemaRule): void {
+  const names = new Set(schema.attributes.map((a) => a.name.toLowerCase()));
+  const visit = (c: RuleCondition): void => {
+    if ('present' in c || 'equals' in c) {
+      const name = 'present' in c ? c.present : c.equals;
+      if (!names.has(name.toLowerCase()))
+        throw new Error(`schema ${schema.id}: rule "${rule.detail}" names unknown attribute ${name}`);
+    } else if ('not' in c) visit(c.not);
+    else for (const sub of 'all' in c ? c.all : c.any) visit(sub);
+  };
+  visit(rule.if);
+  visit(rule.then);
 }
 
 export function findSubAttribute(attr: AttributeDefinition, name: string): AttributeDefinition | undefined {

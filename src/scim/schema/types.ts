@@ -64,11 +64,38 @@ export type AttributeInput = Partial<Omit<AttributeDefinition, 'subAttributes'>>
   subAttributes?: AttributeInput[];
 };
 
+/**
+ * A condition on the object a schema describes (the resource for a core schema, the extension
+ * object for an extension). Attribute names are those of the schema's top-level attributes.
+ */
+export type RuleCondition =
+  /** The attribute has a value (RFC 7643 §2.5: not null, "", [] or {}). */
+  | { present: string }
+  /** The attribute's value equals this one (strings compared as the attribute's caseExact says). */
+  | { equals: string; value: string | number | boolean }
+  | { not: RuleCondition }
+  | { all: RuleCondition[] }
+  | { any: RuleCondition[] };
+
+/**
+ * A cross-attribute constraint of a schema, checked on every write (create, replace, PATCH,
+ * Bulk, import) against the resource as it would be stored: when `if` holds, `then` must hold
+ * too, else the write is 400 invalidValue with `detail`. Not served in /Schemas (RFC 7643 §7 has
+ * no place for it); docs/schemas.md lists the rules.
+ */
+export interface SchemaRule {
+  if: RuleCondition;
+  then: RuleCondition;
+  /** Why the write is refused, as the client reads it. */
+  detail: string;
+}
+
 export interface SchemaDefinition {
   id: string;
   name: string;
   description: string;
   attributes: AttributeDefinition[];
+  rules?: SchemaRule[];
 }
 
 export interface SchemaInput {
@@ -76,6 +103,7 @@ export interface SchemaInput {
   name: string;
   description?: string;
   attributes: AttributeInput[];
+  rules?: SchemaRule[];
 }
 
 export interface SchemaExtensionRef {
@@ -118,10 +146,12 @@ export function normalizeAttribute(input: AttributeInput): AttributeDefinition {
 }
 
 export function normalizeSchema(input: SchemaInput): SchemaDefinition {
-  return {
+  const schema: SchemaDefinition = {
     id: input.id,
     name: input.name,
     description: input.description ?? '',
     attributes: input.attributes.map(normalizeAttribute),
   };
+  if (input.rules?.length) schema.rules = input.rules.map((r) => structuredClone(r));
+  return schema;
 }
