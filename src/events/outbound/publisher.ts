@@ -361,6 +361,11 @@ export class PublisherWorker {
     private readonly onError: (err: unknown) => void,
   ) {}
 
+  /** One round now, outside the timer (tests; an operator's "publish now"). */
+  publishOnce(): Promise<PublishResult> {
+    return this.publisher.publishOnce();
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
