@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startTestApp, type TestApp, type TestResponse } from '../helpers/app.ts';
 import { fakeSet, insertFeed, insertOutbox, outboxRows } from './receivers-fixtures.ts';
 
-const TIMEOUT_S = 2;
+const TIMEOUT_S = 3;
 
 describe('event poll endpoint (RFC 8936)', () => {
   let t: TestApp;

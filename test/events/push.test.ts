@@ -263,7 +263,7 @@ describe('event push delivery (RFC 8935)', () => {
     const [l1] = await outboxRows(t.app, T, 'later');
     assert.deepEqual([l1.state, l1.attempts, l1.last_error], ['pending', 1, 'HTTP 429']);
     const wait = l1.next_attempt.getTime() - start;
-    assert.ok(wait >= 119_000 && wait <= 121_000, `Retry-After wait ${wait} ms`);
+    assert.ok(wait >= 119_000 && wait <= 120_000 + (Date.now() - start), `Retry-After wait ${wait} ms`);
   });
 
   test('a paused receiver is not delivered; resumed, it is', async () => {
@@ -437,10 +437,11 @@ describe('event push delivery (RFC 8935)', () => {
       await insertOutbox(t.app, T, 'wake', [{ jti: 'w1' }]);
       const start = Date.now();
       t.app.outboxSignal.notify(T, ['wake']);
-      while (rx.to('/r/wake').length === 0 && Date.now() - start < 4000)
+      while (rx.to('/r/wake').length === 0 && Date.now() - start < 6000)
         await new Promise((r) => setTimeout(r, 20));
       assert.equal(rx.to('/r/wake').length, 1);
-      assert.ok(Date.now() - start < 2000, `woken after ${Date.now() - start} ms`);
+      // The idle look comes after 5 s: well below that, the signal woke it.
+      assert.ok(Date.now() - start < 4000, `woken after ${Date.now() - start} ms`);
     } finally {
       await t.app.pushWorker.stop();
     }
