@@ -280,7 +280,7 @@ describe('event push delivery (RFC 8935)', () => {
 
   test('maxAttempts reached → failed; the next SET goes', async () => {
     await receiver('giveup', { maxAttempts: 2 });
-    rx.reply('/r/giveup', { status: 502 }, { status: 504 });
+    rx.reply('/r/giveup', { status: 500 }, { status: 401 });
     await insertOutbox(t.app, T, 'giveup', [{ jti: 'g1' }, { jti: 'g2' }]);
     await t.app.pushWorker.deliverOnce();
     await makeDue(t.app, T, 'giveup');
@@ -292,9 +292,29 @@ describe('event push delivery (RFC 8935)', () => {
     const [g1, g2] = await outboxRows(t.app, T, 'giveup');
     assert.deepEqual(
       [g1.state, g1.attempts, g1.last_error],
-      ['failed', 2, 'gave up after 2 attempts: HTTP 504'],
+      ['failed', 2, 'gave up after 2 attempts: HTTP 401'],
     );
     assert.deepEqual([g2.state, g2.attempts], ['delivered', 1]);
+  });
+
+  test('an unreachable receiver (502/503/504, 408, 429, no connection) never exhausts maxAttempts: nothing is lost in an outage', async () => {
+    await receiver('outage', { maxAttempts: 2 });
+    rx.reply('/r/outage', { status: 502 }, { status: 503 }, { status: 504 }, { status: 429 });
+    await insertOutbox(t.app, T, 'outage', [{ jti: 'o1' }, { jti: 'o2' }]);
+    for (let i = 0; i < 4; i++) {
+      const pass = await t.app.pushWorker.deliverOnce();
+      assert.deepEqual([pass.delivered, pass.failed, pass.retried], [0, 0, 1]);
+      await makeDue(t.app, T, 'outage');
+    }
+    const [held, behind] = await outboxRows(t.app, T, 'outage');
+    assert.deepEqual([held.state, held.attempts, held.last_error], ['pending', 4, 'HTTP 429']);
+    assert.deepEqual([behind.state, behind.attempts], ['pending', 0]);
+    const pass = await t.app.pushWorker.deliverOnce();
+    assert.deepEqual([pass.delivered, pass.failed, pass.retried], [2, 0, 0]);
+    assert.deepEqual(
+      rx.to('/r/outage').map((r) => r.body),
+      ['o1', 'o1', 'o1', 'o1', 'o1', 'o2'].map((jti) => fakeSet(jti)),
+    );
   });
 
   test('network errors and timeouts are retried', async () => {

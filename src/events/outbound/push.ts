@@ -7,7 +7,10 @@
  * Outcomes: any 2xx → delivered; 400 (the RFC 8935 error status, body {"err","description"}) →
  * failed, not retried, the next SET goes; anything else (network error, timeout, 3xx, 401/403/404,
  * 408, 429, 5xx) → retried with exponential backoff and jitter (Retry-After honoured), up to the
- * receiver's maxAttempts, then failed.
+ * receiver's maxAttempts, then failed — except while the receiver is unreachable (no connection,
+ * timeout, 408, 429, 502, 503, 504): that is an outage, not this SET's fault, so it is retried
+ * until the receiver is back, however long (an outage must not turn a replica's events into
+ * failed ones; the backlog shows in the receiver's state).
  * Nodes: a receiver is delivered by one node at a time, the holder of an unexpired lease on its row
  * (plain UPDATEs, so it works the same on PGlite and PostgreSQL and holds no lock during HTTP).
  * Secrets: authorization values and SETs are never logged nor stored in errors.
@@ -79,7 +82,12 @@ interface Row {
 type Outcome =
   | { kind: 'delivered' }
   | { kind: 'failed'; error: string }
-  | { kind: 'retry'; error: string; retryAfterMs?: number }
+  /**
+   * unreachable: the receiver is down or overloaded (no connection, timeout, 408, 429, 502-504),
+   * nothing this SET did; such tries never exhaust maxAttempts, so an outage of any length loses
+   * nothing: the stream waits (backoff up to the cap) and resumes in order.
+   */
+  | { kind: 'retry'; error: string; retryAfterMs?: number; unreachable: boolean }
   | { kind: 'stopped' };
 
 /** Seconds or an HTTP-date (RFC 9110 §10.2.3) → milliseconds from now; undefined when unusable. */
@@ -274,7 +282,7 @@ export class PushWorker implements BackgroundWorker {
           continue;
         }
         const attempts = row.attempts + 1;
-        if (outcome.kind === 'failed' || attempts >= receiver.max_attempts) {
+        if (outcome.kind === 'failed' || (attempts >= receiver.max_attempts && !outcome.unreachable)) {
           const error =
             outcome.kind === 'failed'
               ? outcome.error
@@ -350,8 +358,12 @@ export class PushWorker implements BackgroundWorker {
       if (this.stopping.signal.aborted) return { kind: 'stopped' };
       const e = err as Error & { cause?: { code?: string; message?: string } };
       if (e.name === 'TimeoutError' || e.name === 'AbortError')
-        return { kind: 'retry', error: `timeout after ${timeout} ms` };
-      return { kind: 'retry', error: `network error: ${e.cause?.code ?? e.cause?.message ?? e.message}` };
+        return { kind: 'retry', error: `timeout after ${timeout} ms`, unreachable: true };
+      return {
+        kind: 'retry',
+        error: `network error: ${e.cause?.code ?? e.cause?.message ?? e.message}`,
+        unreachable: true,
+      };
     }
     if (res.status >= 200 && res.status < 300) return { kind: 'delivered' };
     if (res.status === 400) return { kind: 'failed', error: setError(text) };
@@ -359,10 +371,14 @@ export class PushWorker implements BackgroundWorker {
     return {
       kind: 'retry',
       error: `HTTP ${res.status}`,
+      unreachable: UNREACHABLE_STATUS.has(res.status),
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     };
   }
 }
+
+/** Answers that say the receiver cannot take anything now, whatever the SET. */
+const UNREACHABLE_STATUS = new Set([408, 429, 502, 503, 504]);
 
 /** The RFC 8935 error of a 400 body as "err: description" (bounded, control characters removed). */
 function setError(text: string): string {
