@@ -353,7 +353,7 @@ describe('publisher: receivers, forms, copies', () => {
     });
   });
 
-  test('two feeds and two receivers: copies of one change share txn and differ in jti; audience override; unsigned; paused gets nothing', async () => {
+  test('two feeds and two receivers: copies of one change share txn and differ in jti; audience override; unsigned; a paused receiver’s copy is queued', async () => {
     const f1 = await feed('default', { name: 'one', resourceTypes: ['User'], form: 'full' });
     const f2 = await feed('default', { name: 'two', resourceTypes: ['User'], form: 'notice' });
     const a = await receiver('default', f1);
@@ -365,10 +365,11 @@ describe('publisher: receivers, forms, copies', () => {
     const [ra] = await outbox('default', a);
     const [rb] = await outbox('default', b);
     const [rc] = await outbox('default', c);
-    assert.equal((await outbox('default', paused)).length, 0);
+    const [rp] = await outbox('default', paused);
+    assert.equal(rp.state, 'pending');
     const [seq] = await seqsOf('default', u.id);
-    for (const r of [ra, rb, rc]) assert.equal(r.txn, changeTxn('default', seq));
-    assert.equal(new Set([ra.jti, rb.jti, rc.jti]).size, 3);
+    for (const r of [ra, rb, rc, rp]) assert.equal(r.txn, changeTxn('default', seq));
+    assert.equal(new Set([ra.jti, rb.jti, rc.jti, rp.jti]).size, 4);
     assert.equal(decodeJwt(ra.set_jwt).aud, `${ISS}/Feeds/${f1}`);
     assert.equal(decodeJwt(rb.set_jwt).aud, 'https://rp.example/aud');
     assert.equal(decodeJwt(rc.set_jwt).aud, `${ISS}/Feeds/${f2}`);

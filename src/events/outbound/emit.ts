@@ -55,11 +55,14 @@ export interface ReceiverTarget {
   unsigned: boolean;
 }
 
-/** The receivers of a feed that are not paused. */
+/**
+ * Every receiver of a feed, paused ones included: pausing holds delivery back, it does not
+ * unsubscribe, so a paused receiver's SETs queue up and go out in order when it resumes.
+ */
 export async function feedReceivers(q: Queryable, tenant: string, feedId: string): Promise<ReceiverTarget[]> {
   const res = await q.query<ReceiverTarget>(
     `SELECT id, audience, unsigned FROM event_receivers
-      WHERE tenant_id = $1 AND feed_id = $2 AND NOT paused ORDER BY id`,
+      WHERE tenant_id = $1 AND feed_id = $2 ORDER BY id`,
     [tenant, feedId],
   );
   return res.rows;
