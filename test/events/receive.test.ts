@@ -314,6 +314,56 @@ describe('receiving SCIM events: push endpoint and applier', () => {
     assert.deepEqual((copy.body.members as JsonObject[]).map((m) => m.value).sort(), [m1.id, m2.id].sort());
   });
 
+  test('a group applied without some members is applied again at the same version once they exist', async () => {
+    // What scimd's publisher sends: each change row with the resource's current representation,
+    // so the group's first SET already names a member whose create SET comes after it, and the
+    // group's next SET (after that create) carries the same version.
+    const m1 = await userOnA(p, 'same-version-1');
+    const m2 = await userOnA(p, 'same-version-2');
+    const g = await p.a.request('POST', '/scim/v2/Groups', {
+      body: {
+        schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'],
+        displayName: 'same version',
+        members: [{ value: m1.id }, { value: m2.id }],
+      },
+    });
+    assert.equal(g.status, 201, g.text);
+    const gid = g.body.id as string;
+    const groupSet = async () =>
+      (await setOf(p, { type: 'create', endpoint: '/Groups', resource: g.body, form: 'full' })).token;
+    await push(
+      p,
+      upId,
+      (await setOf(p, { type: 'create', endpoint: '/Users', resource: m1, form: 'full' })).token,
+    );
+    await push(p, upId, await groupSet());
+    assert.equal((await p.b.app.applier.applyOnce()).applied, 2);
+    await push(
+      p,
+      upId,
+      (await setOf(p, { type: 'create', endpoint: '/Users', resource: m2, form: 'full' })).token,
+    );
+    await push(p, upId, await groupSet());
+    assert.deepEqual(await p.b.app.applier.applyOnce(), {
+      applied: 2,
+      skipped: 0,
+      failed: 0,
+      retrying: 0,
+      deferred: 0,
+    });
+    const copy = await onB(p, `/Groups/${gid}`);
+    assert.deepEqual((copy.body.members as JsonObject[]).map((m) => m.value).sort(), [m1.id, m2.id].sort());
+    // Complete now: the same version once more is skipped.
+    await push(p, upId, await groupSet());
+    assert.equal((await p.b.app.applier.applyOnce()).skipped, 1);
+    const last = (await received(p, upId)).at(-1)!;
+    assert.equal(last.state, 'skipped');
+    assert.equal(
+      last.error,
+      `version ${g.body.meta.version} is not newer than the applied version ${g.body.meta.version}`,
+    );
+  });
+
   test('a failed apply is retried with backoff, holds back later events of that resource only, then fails', async () => {
     // B already has a local user "erin": A's erin (another id) conflicts on userName.
     const local = await p.b.request('POST', '/scim/v2/Users', {

@@ -75,6 +75,13 @@ interface PendingRow {
 interface VersionRow {
   version: string | null;
   deleted: boolean;
+  /**
+   * The last apply left members out (not present here then). The same version may then be
+   * applied again: a publisher that sends current representations (scimd's) can send a group at a
+   * version whose members are created by SETs that come after it, and the group's next SET, after
+   * those members, may carry that same version. Skipping it as "already applied" would lose them.
+   */
+  incomplete?: boolean;
 }
 
 /** What one event asks for, once its URIs are read. */
@@ -117,6 +124,7 @@ export function staleReason(
     return `the resource was deleted at the source (after version ${last.version ?? 'unknown'})`;
   }
   if (incoming === undefined || last.version === null) return undefined;
+  if (last.incomplete) allowEqual = true;
   if (a !== undefined && b !== undefined) {
     if (a < b || (a === b && !allowEqual)) {
       return `version ${incoming} is not newer than the applied version ${last.version}`;
@@ -327,6 +335,7 @@ export class EventApplier {
     let outcome: Outcome;
     let newVersion: string | null = last?.version ?? null;
     let deleted: boolean;
+    let incomplete = false;
     if (plan.kind === 'delete') {
       if (last?.deleted) return this.finish(row, upstream, tx, { state: 'skipped', note: 'already deleted' });
       const r = await this.deps.service.applyReplica({ ...ctx, transaction: tx }, rt, id, { kind: 'delete' });
@@ -350,16 +359,17 @@ export class EventApplier {
       };
       if (plan.version !== undefined) newVersion = plan.version;
       deleted = false;
+      incomplete = r.droppedMembers.length > 0;
     } else {
       throw new Error(`unexpected plan ${plan.kind}`);
     }
     await tx.query(
-      `INSERT INTO replica_versions (tenant_id, upstream_id, resource_id, resource_type, version, deleted)
-       VALUES ($1, $2, $3, $4, $5, $6)
+      `INSERT INTO replica_versions (tenant_id, upstream_id, resource_id, resource_type, version, deleted, incomplete)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (tenant_id, upstream_id, resource_id)
        DO UPDATE SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, resource_type = EXCLUDED.resource_type,
-                     updated = clock_timestamp()`,
-      [upstream.tenant, upstream.id, id, rt.name, newVersion, deleted],
+                     incomplete = EXCLUDED.incomplete, updated = clock_timestamp()`,
+      [upstream.tenant, upstream.id, id, rt.name, newVersion, deleted, incomplete],
     );
     return this.finish(row, upstream, tx, outcome);
   }
@@ -385,7 +395,7 @@ export class EventApplier {
     lock = false,
   ): Promise<VersionRow | undefined> {
     const res = await q.query<VersionRow>(
-      `SELECT version, deleted FROM replica_versions WHERE tenant_id = $1 AND upstream_id = $2 AND resource_id = $3${
+      `SELECT version, deleted, incomplete FROM replica_versions WHERE tenant_id = $1 AND upstream_id = $2 AND resource_id = $3${
         lock ? ' FOR UPDATE' : ''
       }`,
       [upstream.tenant, upstream.id, id],

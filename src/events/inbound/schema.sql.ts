@@ -65,4 +65,6 @@ export const INBOUND_EVENTS_SCHEMA: string[] = [
      PRIMARY KEY (tenant_id, upstream_id, resource_id),
      FOREIGN KEY (tenant_id, upstream_id) REFERENCES upstreams (tenant_id, id) ON DELETE CASCADE
    )`,
+  // The last apply left members out: the same version may be applied again (applier.ts VersionRow).
+  `ALTER TABLE replica_versions ADD COLUMN IF NOT EXISTS incomplete boolean NOT NULL DEFAULT false`,
 ];
