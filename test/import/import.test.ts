@@ -195,6 +195,16 @@ describe('device import into a store', () => {
       },
     );
 
+    // The imported devices' applications are in managed_refs (what managed-only lists read).
+    const refs = await t.app.db.query<{ ref: string; resource_id: string }>(
+      'SELECT ref, resource_id FROM managed_refs WHERE tenant_id = $1 AND resource_id = $2 ORDER BY ref',
+      [TENANT, lamp.id],
+    );
+    assert.deepEqual(
+      refs.rows.map((r) => r.ref),
+      [app1, app2].sort(),
+    );
+
     // The audit trail names the client `import`, one create per stored device.
     const audit = await t.app.admin.audit(TENANT, { client: 'import', startIndex: 1, count: 100 });
     assert.deepEqual(

@@ -67,7 +67,11 @@ export function managedRefStatements(registry: SchemaRegistry): string[] {
      WHERE r.resource_type IN (${names})
        AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'resources_managed_refs')
      ON CONFLICT DO NOTHING`,
-    `CREATE OR REPLACE TRIGGER resources_managed_refs AFTER INSERT OR UPDATE OF doc ON resources
+    // A new row without references has nothing to add: most devices (and imports) skip the call.
+    `CREATE OR REPLACE TRIGGER resources_managed_refs AFTER INSERT ON resources
+     FOR EACH ROW WHEN (${types.map((rt) => `(NEW.resource_type = ${sqlLiteral(rt.name)} AND ${refsArray(rt, 'NEW.doc')} IS NOT NULL)`).join(' OR ')})
+     EXECUTE FUNCTION scimd_sync_managed_refs()`,
+    `CREATE OR REPLACE TRIGGER resources_managed_refs_update AFTER UPDATE OF doc ON resources
      FOR EACH ROW WHEN (NEW.resource_type IN (${names})) EXECUTE FUNCTION scimd_sync_managed_refs()`,
   ];
 }
