@@ -14,6 +14,8 @@ import pg from 'pg';
 import { runAuth, type AuthResult, type AuthSettings } from './lib/auth-suite.ts';
 import { killAllServers, stopAllServers } from './lib/children.ts';
 import { runDevices, type DevicesResult, type DevicesSettings } from './lib/devices-suite.ts';
+import { runEvents, type EventsResult, type EventsSettings } from './lib/events-suite.ts';
+import { eventsConsole, eventsMarkdown } from './lib/report-events.ts';
 import { mergeDocs, SECTIONS, type SectionId } from './lib/docs.ts';
 import { importerPresent, runImport } from './lib/import-bench.ts';
 import { NOTES, observations } from './lib/notes.ts';
@@ -33,6 +35,7 @@ interface AllSettings {
   devices: DevicesSettings;
   devicesPglite: number;
   importDevices: number;
+  events: EventsSettings;
 }
 
 const FULL_CORE: Settings = {
@@ -60,6 +63,12 @@ const FULL: AllSettings = {
   devices: { devices: 1_000_000, samples: 200, warmup: 5, batch: 10_000, buildMemory: '512MB' },
   devicesPglite: 100_000,
   importDevices: 50_000,
+  events: {
+    events: 10_000,
+    lagWrites: 300,
+    lagRate: 20,
+    delta: { small: 10_000, big: 1_000_000, changes: 100, samples: 50 },
+  },
 };
 const QUICK: AllSettings = {
   core: {
@@ -81,6 +90,12 @@ const QUICK: AllSettings = {
   devices: { devices: 50_000, samples: 50, warmup: 5, batch: 10_000, buildMemory: '512MB' },
   devicesPglite: 20_000,
   importDevices: 5_000,
+  events: {
+    events: 1_000,
+    lagWrites: 50,
+    lagRate: 20,
+    delta: { small: 1_000, big: 20_000, changes: 100, samples: 10 },
+  },
 };
 
 interface Args {
@@ -113,7 +128,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-docs') docs = false;
     else
       throw new Error(
-        `unknown argument ${a} (use --only core|auth|devices, --store pglite|postgres|both, --quick, --import-only, --docs, --no-docs)`,
+        `unknown argument ${a} (use --only core|auth|devices|events, --store pglite|postgres|both, --quick, --import-only, --docs, --no-docs)`,
       );
   }
   const stores: StoreKind[] =
@@ -122,7 +137,7 @@ function parseArgs(argv: string[]): Args {
   const sections = only === 'all' ? SECTIONS : only.split(',').map((x) => x.trim());
   const bad = sections.filter((x) => !(SECTIONS as string[]).includes(x));
   if (bad.length || sections.length === 0)
-    throw new Error(`--only takes core, auth, devices or all (comma-separated), got "${only}"`);
+    throw new Error(`--only takes core, auth, devices, events or all (comma-separated), got "${only}"`);
   if (only !== 'all') flags.push('--only', only);
   if (stores.length === 1) flags.push('--store', stores[0]);
   if (quick) flags.push('--quick');
@@ -344,6 +359,27 @@ async function main(): Promise<void> {
         importDevices: all.importDevices,
         command,
       });
+    failed ||= failures.length > 0;
+  }
+
+  if (args.only.includes('events')) {
+    const results: EventsResult[] = [];
+    const failures: { kind: StoreKind; error: string }[] = [];
+    for (const kind of args.stores) {
+      // The 1,000,000-user delta tenant is for PostgreSQL; PGlite gets a tenth of it.
+      const settings: EventsSettings =
+        kind === 'pglite'
+          ? { ...all.events, delta: { ...all.events.delta, big: Math.min(all.events.delta.big, 100_000) } }
+          : all.events;
+      try {
+        results.push(await withScratch(kind, (target) => runEvents(target, settings, log)));
+      } catch (err) {
+        failures.push(failure(`${kind} events`, err));
+      }
+    }
+    console.log(eventsConsole(results));
+    if (results.length > 0)
+      fresh.events = eventsMarkdown({ machine, settings: all.events, results, failures, command });
     failed ||= failures.length > 0;
   }
 
