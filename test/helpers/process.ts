@@ -97,7 +97,11 @@ export async function startScimd(
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`scimd did not start within 180 s: ${out}`)), 180_000);
+    const timer = setTimeout(() => {
+      // Never leave it behind: a process that starts after the test gave up would run on.
+      child.kill('SIGKILL');
+      reject(new Error(`scimd did not start within 180 s: ${out}`));
+    }, 180_000);
     const onData = () => {
       if (out.split('\n').some((l) => l.startsWith('{'))) {
         clearTimeout(timer);
