@@ -29,6 +29,8 @@ const IDLE_MS = 5_000;
 /** Outbox rows read per round trip; the lease is renewed while they are delivered. */
 const BATCH = 50;
 /** Time one pass spends on one receiver before it yields (checked between batches). */
+/** Deliveries recorded per statement at most. */
+const FLUSH_EVERY = 50;
 const SLICE_MS = 2_000;
 /** Longest Retry-After honoured: a receiver cannot park a SET for longer than a day. */
 const MAX_RETRY_AFTER_MS = 86_400_000;
@@ -241,8 +243,45 @@ export class PushWorker implements BackgroundWorker {
     result: PushPass,
     later: (d: Date) => void,
   ): Promise<void> {
-    const { db } = this.opts;
     const started = Date.now();
+    // Deliveries are recorded in groups (one statement each) instead of one per SET: a crash
+    // between a 202 and its record re-sends at most FLUSH_EVERY SETs, which receivers answer
+    // alike (RFC 8935 §2.3: re-delivery is idempotent; they dedupe by jti).
+    let delivered: string[] = [];
+    const flush = async () => {
+      if (delivered.length === 0) return;
+      const seqs = delivered;
+      delivered = [];
+      await this.recordDelivered(tenant, id, seqs, new Date());
+    };
+    try {
+      await this.deliverBatches(
+        tenant,
+        id,
+        result,
+        later,
+        started,
+        (seq) => {
+          delivered.push(seq);
+          return delivered.length >= FLUSH_EVERY ? flush() : undefined;
+        },
+        flush,
+      );
+    } finally {
+      await flush();
+    }
+  }
+
+  private async deliverBatches(
+    tenant: string,
+    id: string,
+    result: PushPass,
+    later: (d: Date) => void,
+    started: number,
+    delivered: (seq: string) => Promise<void> | undefined,
+    flush: () => Promise<void>,
+  ): Promise<void> {
+    const { db } = this.opts;
     for (;;) {
       // A busy receiver yields after a while: the next pass starts at once and serves the SETs that
       // other receivers got meanwhile, instead of waiting until this one's backlog is drained.
@@ -254,6 +293,8 @@ export class PushWorker implements BackgroundWorker {
       const receiver = await this.claim(tenant, id);
       if (!receiver?.endpoint_url) return;
       let leaseUntil = Date.now() + this.leaseMs;
+      // The previous batch's deliveries are recorded before its rows are read again as pending.
+      await flush();
       const rows = await db.query<Row>(
         `SELECT seq, jti, set_jwt, attempts, next_attempt FROM event_outbox
           WHERE tenant_id = $1 AND receiver_id = $2 AND state = 'pending'
@@ -277,10 +318,11 @@ export class PushWorker implements BackgroundWorker {
         const seq = String(row.seq);
         const now = new Date();
         if (outcome.kind === 'delivered') {
-          await this.record(tenant, id, seq, 'delivered', null, now, now);
+          await delivered(seq);
           result.delivered++;
           continue;
         }
+        await flush();
         const attempts = row.attempts + 1;
         if (outcome.kind === 'failed' || (attempts >= receiver.max_attempts && !outcome.unreachable)) {
           const error =
@@ -308,6 +350,20 @@ export class PushWorker implements BackgroundWorker {
         return;
       }
     }
+  }
+
+  /** Outbox rows delivered, and the receiver's last delivery, in one statement. */
+  private async recordDelivered(tenant: string, id: string, seqs: string[], now: Date): Promise<void> {
+    await this.opts.db.query(
+      `WITH o AS (
+         UPDATE event_outbox SET state = 'delivered', attempts = attempts + 1, last_error = NULL,
+                next_attempt = $4, delivered_at = $4
+          WHERE tenant_id = $1 AND receiver_id = $2 AND seq = ANY($3::bigint[]) AND state = 'pending'
+          RETURNING 1)
+       UPDATE event_receivers SET last_delivery_at = $4
+        WHERE tenant_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM o)`,
+      [tenant, id, seqs, now],
+    );
   }
 
   /** One outbox row's new state, and the receiver's last error / last delivery, in one statement. */
