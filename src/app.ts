@@ -135,11 +135,12 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   pruner.unref();
   const asyncWorker = new AsyncWorker(asyncRequests, service, tenants, config, { log: server.log });
   const workers: BackgroundWorker[] = [asyncWorker];
-  workers.push(
-    new PublisherWorker(publisher, config.eventPublishIntervalMs, (err) =>
-      server.log.error({ err }, 'event publishing failed'),
-    ),
+  const publisherWorker = new PublisherWorker(publisher, config.eventPublishIntervalMs, (err) =>
+    server.log.error({ err }, 'event publishing failed'),
   );
+  workers.push(publisherWorker);
+  // Writes wake the publisher: events leave within milliseconds, not at its next round.
+  service.onChange = () => publisherWorker.wake();
   const pushWorker = new PushWorker({ db, signal: outboxSignal, config, log: server.log });
   workers.push(pushWorker);
   const applier = new EventApplier(

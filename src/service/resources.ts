@@ -133,6 +133,13 @@ export class ResourceService {
   /** Unique index name → the attribute it guards, to name it in a 409. */
   private readonly uniqueIndexNames: Map<string, UniqueIndex>;
 
+  /**
+   * Called when a write appends to the change log (before its commit; listeners that read the
+   * log must allow for that, e.g. by acting a few milliseconds later). The event publisher uses
+   * it to publish within milliseconds instead of at its next polling round.
+   */
+  onChange?: () => void;
+
   constructor(
     readonly db: Database,
     readonly registry: SchemaRegistry,
@@ -323,6 +330,7 @@ export class ResourceService {
           results = await this.createRows(tx, ctx, rt, prepared);
           if (opts.dryRun) throw dryRun;
         });
+        this.onChange?.();
         return results;
       } catch (err) {
         if (err === dryRun) return results;
@@ -739,6 +747,7 @@ export class ResourceService {
       resourceId: row.id,
       version: row.version,
     });
+    this.onChange?.();
   }
 
   parseFilter(text: string) {

@@ -698,6 +698,38 @@ describe('publisher: several nodes, background worker', () => {
     assert.equal(new Set(rows.map((x) => x.txn)).size, ids.length);
   });
 
+  test('a write wakes the publisher: published long before its next round', async () => {
+    // A round every 10 minutes: only the wake-up of the write can publish within the wait below.
+    const live = await startTestApp({ eventPublishIntervalMs: 600_000 });
+    try {
+      const created = await live.request('POST', '/admin/v1/tenants/default/feeds', {
+        body: { id: 'woken', name: 'woken', resourceTypes: ['User'], form: 'notice' },
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(created.status, 201, created.text);
+      await live.app.db.query(
+        `INSERT INTO event_receivers (tenant_id, id, feed_id, name, delivery, poll_client_id, paused)
+         VALUES ('default', 'woken-r', 'woken', 'r', 'poll', 'c', false)`,
+      );
+      const u = await live.request('POST', '/scim/v2/Users', {
+        body: { schemas: [USER], userName: 'woken-user' },
+      });
+      assert.equal(u.status, 201, u.text);
+      let rows: { resource_id: string }[] = [];
+      for (let i = 0; i < 100 && rows.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        rows = (
+          await live.app.db.query<{ resource_id: string }>(
+            `SELECT resource_id FROM event_outbox WHERE tenant_id = 'default' AND receiver_id = 'woken-r'`,
+          )
+        ).rows;
+      }
+      assert.deepEqual(rows, [{ resource_id: u.body.id }]);
+    } finally {
+      await live.close();
+    }
+  });
+
   test('with background workers on, the publisher worker publishes by itself', async () => {
     const live = await startTestApp({ eventPublishIntervalMs: 20 });
     try {

@@ -349,6 +349,11 @@ function renameKeys<T>(o: Record<string, T>, names: Record<string, string>): Rec
 }
 
 /** Runs the publisher every interval (no overlap); a failed round is logged and retried next time. */
+/** Delay between a write's wake-up call and the round it asks for (lets the write commit). */
+const WAKE_DELAY_MS = 10;
+/** The round after a woken one, for a write that had not committed when it ran. */
+const CATCH_UP_MS = 250;
+
 export class PublisherWorker {
   readonly name = 'event-publisher';
   private timer?: NodeJS.Timeout;
@@ -369,17 +374,52 @@ export class PublisherWorker {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    const tick = () => {
-      if (this.stopped) return;
-      this.running = this.publisher
-        .publishOnce()
-        .catch(this.onError)
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(tick, this.intervalMs);
-        });
-    };
-    this.timer = setTimeout(tick, this.intervalMs);
+    this.timer = setTimeout(this.tick, this.intervalMs);
   }
+
+  /**
+   * A write appended to the change log: publish in a few milliseconds rather than at the next
+   * round (the delay lets its transaction commit; a round that comes too early leaves the change
+   * to the following one). Many writes in a burst make one round.
+   */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
+    if (this.woken) return;
+    this.woken = true;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.tick, WAKE_DELAY_MS);
+  }
+
+  private busy = false;
+  private again = false;
+  private woken = false;
+
+  private readonly tick = () => {
+    if (this.stopped) return;
+    this.busy = true;
+    const wasWoken = this.woken;
+    this.woken = false;
+    this.running = this.publisher
+      .publishOnce()
+      .catch(this.onError)
+      .finally(() => {
+        this.busy = false;
+        if (this.stopped) return;
+        // After a woken round, one more soon: the write that woke it may not have committed yet.
+        const delay = this.again
+          ? WAKE_DELAY_MS
+          : wasWoken
+            ? Math.min(CATCH_UP_MS, this.intervalMs)
+            : this.intervalMs;
+        this.woken = this.again;
+        this.again = false;
+        this.timer = setTimeout(this.tick, delay);
+      });
+  };
 
   async stop(): Promise<void> {
     this.stopped = true;
