@@ -9,16 +9,14 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
-import pg from 'pg';
 import { createApp, type App } from '../../src/app.ts';
 import { AsyncWorker } from '../../src/async/worker.ts';
 import { TenantDirectory } from '../../src/tenancy/directory.ts';
-import { startTestApp, TOKEN, type TestApp } from '../helpers/app.ts';
+import { scratchDatabase, startTestApp, TOKEN, type TestApp } from '../helpers/app.ts';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
@@ -37,22 +35,8 @@ async function durableStore(): Promise<{
       drop: () => rm(dir, { recursive: true, force: true }),
     };
   }
-  const name = `scimd_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
-  return {
-    overrides: { databaseUrl: url.toString() },
-    drop: async () => {
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
+  const scratch = (await scratchDatabase())!;
+  return { overrides: { databaseUrl: scratch.url }, drop: scratch.drop };
 }
 
 async function inject(

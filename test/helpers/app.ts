@@ -33,10 +33,16 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-async function scratchDatabase(): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
+/**
+ * A scratch database on the DATABASE_URL server (undefined when it is unset), dropped by drop().
+ * Shared by every helper that needs a store of its own on PostgreSQL.
+ */
+export async function scratchDatabase(
+  prefix = 'scimd_test',
+): Promise<{ url: string; drop: () => Promise<void> } | undefined> {
   const base = process.env.DATABASE_URL;
   if (!base) return undefined;
-  const name = `scimd_test_${randomBytes(6).toString('hex')}`;
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);

@@ -8,8 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { randomBytes } from 'node:crypto';
+import { scratchDatabase } from './app.ts';
 
 /** A port free right now on 127.0.0.1 (the kernel's choice, released at once). */
 export async function freePort(): Promise<number> {
@@ -31,29 +30,12 @@ export interface NodeStore {
 }
 
 export async function nodeStore(): Promise<NodeStore> {
-  const base = process.env.DATABASE_URL;
-  if (!base) {
-    const dir = mkdtempSync(join(tmpdir(), 'scimd-node-'));
-    return {
-      env: { SCIMD_DATA_DIR: dir },
-      drop: async () => rmSync(dir, { recursive: true, force: true }),
-    };
-  }
-  const name = `scimd_e2e_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(base);
-  url.pathname = `/${name}`;
+  const scratch = await scratchDatabase('scimd_e2e');
+  if (scratch) return { env: { DATABASE_URL: scratch.url }, drop: scratch.drop };
+  const dir = mkdtempSync(join(tmpdir(), 'scimd-node-'));
   return {
-    env: { DATABASE_URL: url.toString() },
-    drop: async () => {
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
+    env: { SCIMD_DATA_DIR: dir },
+    drop: async () => rmSync(dir, { recursive: true, force: true }),
   };
 }
 
