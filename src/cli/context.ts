@@ -19,6 +19,7 @@ import type { Database } from '../store/db.ts';
 import { openDatabase, StoreBusyError } from '../store/open.ts';
 import { TenantDirectory } from '../tenancy/directory.ts';
 import type { TenantSettings } from '../tenancy/settings.ts';
+import { adminHttp, type AdminCall } from './admin-http.ts';
 import { CliError } from './output.ts';
 
 export type IssuedToken = TokenView & { token: string };
@@ -119,54 +120,10 @@ class DirectAdmin implements AdminApi {
 }
 
 class RemoteAdmin implements AdminApi {
-  private readonly base: string;
+  private readonly call: AdminCall;
 
-  constructor(
-    base: string,
-    private readonly token: string,
-  ) {
-    let url: URL;
-    try {
-      url = new URL(base);
-    } catch {
-      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-    }
-    this.base = `${url.toString().replace(/\/+$/, '')}/admin/v1`;
-  }
-
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = `${this.base}${path}`;
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${this.token}`,
-      accept: 'application/json',
-    };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(`cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-    }
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!res.ok) {
-      const detail = (parsed as { detail?: unknown } | undefined)?.detail;
-      throw new CliError(typeof detail === 'string' ? detail : `${method} ${url}: HTTP ${res.status}`);
-    }
-    return parsed as T;
+  constructor(base: string, token: string) {
+    this.call = adminHttp(base, token);
   }
 
   private static seg(s: string): string {

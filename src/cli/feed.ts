@@ -4,6 +4,7 @@
  * admin API uses) or, with --url, calls a running
  * server's /admin/v1/tenants/{tenant}/feeds; both print the same views.
  */
+import { adminHttp } from './admin-http.ts';
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config.ts';
@@ -86,48 +87,9 @@ async function directApi(opts: ConnectionOptions): Promise<FeedApi> {
 }
 
 function remoteApi(base: string, token: string): FeedApi {
-  let url: URL;
-  try {
-    url = new URL(base);
-  } catch {
-    throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-  }
-  const root = `${url.toString().replace(/\/+$/, '')}/admin/v1`;
+  const call = adminHttp(base, token);
   const seg = encodeURIComponent;
   const feedsOf = (t: string) => `/tenants/${seg(t)}/feeds`;
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const target = `${root}${path}`;
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(target, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(
-        `cannot reach ${target}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
-      );
-    }
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!res.ok) {
-      const detail = (parsed as { detail?: unknown } | undefined)?.detail;
-      throw new CliError(typeof detail === 'string' ? detail : `${method} ${target}: HTTP ${res.status}`);
-    }
-    return parsed as T;
-  }
   return {
     list: async (t) => (await call<{ feeds: FeedView[] }>('GET', feedsOf(t))).feeds,
     get: (t, id) => call('GET', `${feedsOf(t)}/${seg(id)}`),

@@ -3,6 +3,7 @@
  * or poll), their delivery state and outbox entries. Direct mode opens the store; --url calls the
  * admin API (/admin/v1/tenants/{t}/receivers), both answering the same views.
  */
+import { adminHttp, type AdminCall } from './admin-http.ts';
 import { Command, Option } from 'commander';
 import {
   OUTBOX_STATES,
@@ -73,58 +74,15 @@ class DirectReceivers implements ReceiverApi {
 }
 
 class RemoteReceivers implements ReceiverApi {
-  private readonly base: string;
+  private readonly call: AdminCall;
 
-  constructor(
-    base: string,
-    private readonly token: string,
-  ) {
-    let url: URL;
-    try {
-      url = new URL(base);
-    } catch {
-      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-    this.base = `${url.toString().replace(/\/+$/, '')}/admin/v1`;
+  constructor(base: string, token: string) {
+    this.call = adminHttp(base, token);
   }
 
   private path(tenant: string, id?: string, rest = ''): string {
     const t = `/tenants/${encodeURIComponent(tenant)}/receivers`;
     return id === undefined ? t : `${t}/${encodeURIComponent(id)}${rest}`;
-  }
-
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = `${this.base}${path}`;
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${this.token}`,
-      accept: 'application/json',
-    };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(`cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-    }
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!res.ok) {
-      const detail = (parsed as { detail?: unknown } | undefined)?.detail;
-      throw new CliError(typeof detail === 'string' ? detail : `${method} ${url}: HTTP ${res.status}`);
-    }
-    return parsed as T;
   }
 
   async list(tenant: string) {

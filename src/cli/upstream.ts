@@ -3,6 +3,7 @@
  * events from (src/events/inbound). Like the other admin commands: the store directly, or with
  * --url a running server's admin API (/admin/v1/tenants/{tenant}/upstreams).
  */
+import { adminHttp, type AdminCall } from './admin-http.ts';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import {
@@ -65,53 +66,15 @@ class DirectUpstreams implements UpstreamApi {
 }
 
 class RemoteUpstreams implements UpstreamApi {
-  private readonly base: string;
-  constructor(
-    base: string,
-    private readonly token: string,
-  ) {
-    let url: URL;
-    try {
-      url = new URL(base);
-    } catch {
-      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new CliError(`--url must be an absolute http(s) URL; got "${base}"`);
-    }
-    this.base = `${url.toString().replace(/\/+$/, '')}/admin/v1/tenants`;
+  private readonly http: AdminCall;
+
+  constructor(base: string, token: string) {
+    this.http = adminHttp(base, token);
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = `${this.base}${path}`;
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${this.token}`,
-      accept: 'application/json',
-    };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(`cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
-    }
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    if (!res.ok) {
-      const detail = (parsed as { detail?: unknown } | undefined)?.detail;
-      throw new CliError(typeof detail === 'string' ? detail : `${method} ${url}: HTTP ${res.status}`);
-    }
-    return parsed as T;
+  /** Paths here start below /admin/v1/tenants. */
+  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return this.http<T>(method, `/tenants${path}`, body);
   }
 
   private static path(tenant: string, id?: string): string {
