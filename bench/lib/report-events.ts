@@ -45,14 +45,14 @@ export function eventsMarkdown(d: {
     '  until every SET is signed (ES256) and in the outbox.',
     '- **Delivered (push)**: then `deliverOnce()` is stepped until a local HTTP receiver that answers 202 at',
     '  once has all of them (one POST per SET, in order, one receiver).',
-    `- **Lag**: against a scimd server process with its workers on (publisher every ${
+    `- **Lag**: against a scimd server process with its workers on (publisher woken by each write, and every ${
       d.results[0]?.publishIntervalMs ?? 200
     } ms), ${d.settings.lagWrites} Users`,
     `  are created one at a time at ${d.settings.lagRate}/s; a write's lag runs from sending its POST to its SET`,
     '  reaching the receiver (it includes the write itself, the publisher interval and the push).',
     `- **Delta cost**: two tenants of ${fmtInt(d.settings.delta.small)} and ${fmtInt(
       d.settings.delta.big,
-    )} Users (each with its create rows in the log);`,
+    )} Users (PGlite: at most 100,000), each with its create rows in the log;`,
     `  in each, a token is taken, ${d.settings.delta.changes} Users spread over the tenant are changed, and the`,
     `  same delta (every page of 100) is timed ${d.settings.delta.samples} times. Target: big/small near 1.`,
     '',
