@@ -180,6 +180,24 @@ interface Settings {
   paused: boolean;
 }
 
+/** $1…$12 of the INSERT and the UPDATE of a receiver: one order for both statements. */
+function settingsParams(tenant: string, id: string, s: Settings): unknown[] {
+  return [
+    tenant,
+    id,
+    s.feedId,
+    s.name,
+    s.delivery,
+    s.endpointUrl,
+    s.authorization,
+    s.pollClientId,
+    s.audience,
+    s.unsigned,
+    s.maxAttempts,
+    s.paused,
+  ];
+}
+
 export class ReceiverService {
   constructor(
     private readonly db: Database,
@@ -284,20 +302,7 @@ export class ReceiverService {
            authorization_header, poll_client_id, audience, unsigned, max_attempts, paused)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          RETURNING ${RECEIVER_COLUMNS}`,
-        [
-          tenant,
-          id,
-          s.feedId,
-          s.name,
-          s.delivery,
-          s.endpointUrl,
-          s.authorization,
-          s.pollClientId,
-          s.audience,
-          s.unsigned,
-          s.maxAttempts,
-          s.paused,
-        ],
+        settingsParams(tenant, id, s),
       );
       return res.rows[0];
     });
@@ -334,20 +339,7 @@ export class ReceiverService {
            max_attempts = $11, paused = $12
          WHERE tenant_id = $1 AND id = $2
          RETURNING ${RECEIVER_COLUMNS}`,
-        [
-          tenant,
-          id,
-          s.feedId,
-          s.name,
-          s.delivery,
-          s.endpointUrl,
-          s.authorization,
-          s.pollClientId,
-          s.audience,
-          s.unsigned,
-          s.maxAttempts,
-          s.paused,
-        ],
+        settingsParams(tenant, id, s),
       );
       return res.rows[0];
     });
