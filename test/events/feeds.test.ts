@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { currentPosition } from '../../src/store/changes.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { publishSettled } from '../helpers/events.ts';
 
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
@@ -30,26 +31,8 @@ after(async () => {
   await t?.close();
 });
 
-/**
- * Waits until every committed change is below the log's current position, then publishes. On
- * PostgreSQL the position is the oldest running transaction of the whole cluster, so other test
- * files' transactions can hold it back for a moment (the publisher rightly leaves those changes
- * to a later round, which exact assertions cannot allow for).
- */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const res = await t.app.db.query<{ done: boolean | null }>(
-      'SELECT (SELECT max(txid) FROM changes) < pg_snapshot_xmin(pg_current_snapshot()) AS done',
-    );
-    if (res.rows[0].done !== false) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error('the change log did not settle within 10 s');
-}
-
-async function publish() {
-  await settle();
-  return t.app.publisher.publishOnce();
+function publish() {
+  return publishSettled(t.app);
 }
 
 function post(url: string, body: unknown, token?: string) {

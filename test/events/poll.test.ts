@@ -6,6 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestApp, type TestApp, type TestResponse } from '../helpers/app.ts';
+import { publishSettled } from '../helpers/events.ts';
 import { fakeSet, insertFeed, insertOutbox, outboxRows } from './receivers-fixtures.ts';
 
 const TIMEOUT_S = 3;
@@ -327,7 +328,7 @@ describe('event poll endpoint (RFC 8936)', () => {
       body: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'e2e.poll' },
     });
     assert.equal(created.status, 201, created.text);
-    await t.app.publisher.publishOnce();
+    await publishSettled(t.app);
     const res = await pending;
     const sets = JSON.parse(res.text).sets as Record<string, string>;
     const [jti] = Object.keys(sets);

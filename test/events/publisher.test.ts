@@ -12,6 +12,7 @@ import { Publisher } from '../../src/events/outbound/publisher.ts';
 import { EVENT } from '../../src/events/set.ts';
 import { TenantDirectory } from '../../src/tenancy/directory.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { publishSettled, settleChangeLog } from '../helpers/events.ts';
 
 const ISS = 'http://scimd.test/scim/v2';
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -47,26 +48,8 @@ after(async () => {
   await t?.close();
 });
 
-/**
- * Waits until every committed change is below the log's current position, then publishes. On
- * PostgreSQL the position is the oldest running transaction of the whole cluster, so other test
- * files' transactions can hold it back for a moment (the publisher rightly leaves those changes
- * to a later round, which exact assertions cannot allow for).
- */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const res = await t.app.db.query<{ done: boolean | null }>(
-      'SELECT (SELECT max(txid) FROM changes) < pg_snapshot_xmin(pg_current_snapshot()) AS done',
-    );
-    if (res.rows[0].done !== false) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error('the change log did not settle within 10 s');
-}
-
-async function publish() {
-  await settle();
-  return t.app.publisher.publishOnce();
+function publish() {
+  return publishSettled(t.app);
 }
 
 function uniq(prefix: string): string {
@@ -606,7 +589,7 @@ describe('publisher: tenants, starting point, crashes, batches', () => {
     // Every outbox insert fails from now on, as a crash in the middle of the transaction would.
     await t.app.db.query('ALTER TABLE event_outbox ADD CONSTRAINT test_crash CHECK (false) NOT VALID');
     try {
-      await settle();
+      await settleChangeLog(t.app);
       await assert.rejects(t.app.publisher.publishOnce());
     } finally {
       await t.app.db.query('ALTER TABLE event_outbox DROP CONSTRAINT test_crash');
@@ -636,7 +619,7 @@ describe('publisher: tenants, starting point, crashes, batches', () => {
       signal: t.app.outboxSignal,
       batchSize: 2,
     });
-    await settle();
+    await settleChangeLog(t.app);
     const first = await small.step('beta', f);
     assert.deepEqual(first, { done: false, committed: true, sets: 2, rows: 2 });
     const mid = (await t.request('GET', `/admin/v1/tenants/beta/feeds/${f}`)).body;
@@ -685,10 +668,10 @@ describe('publisher: several nodes, background worker', () => {
     const ids: string[] = [];
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 4; i++) ids.push((await createUser('beta', { userName: uniq('race-') })).id);
-      await settle();
+      await settleChangeLog(t.app);
       await Promise.all(nodes.map((p) => p.publishOnce()));
     }
-    await settle();
+    await settleChangeLog(t.app);
     await Promise.all(nodes.map((p) => p.publishOnce()));
     const rows = await outbox('beta', r);
     assert.deepEqual(

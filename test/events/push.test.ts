@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { buildScimEvent, newTxn } from '../../src/events/set.ts';
 import { backoffMs, parseRetryAfter, PushWorker } from '../../src/events/outbound/push.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { publishSettled } from '../helpers/events.ts';
 import {
   fakeSet,
   insertFeed,
@@ -428,7 +429,7 @@ describe('event push delivery (RFC 8935)', () => {
       body: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName: 'e2e.push' },
     });
     assert.equal(created.status, 201, created.text);
-    await t.app.publisher.publishOnce();
+    await publishSettled(t.app);
     await t.app.pushWorker.deliverOnce();
     const got = rx.to('/r/e2e');
     assert.equal(got.length, 1);
