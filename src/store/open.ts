@@ -12,6 +12,7 @@ import { PGliteDatabase } from './pglite-engine.ts';
 import { ASYNC_REQUESTS_SCHEMA } from '../async/schema.sql.ts';
 import { INBOUND_EVENTS_SCHEMA } from '../events/inbound/schema.sql.ts';
 import { OUTBOUND_EVENTS_SCHEMA } from '../events/outbound/schema.sql.ts';
+import { SYNC_SCHEMA } from '../sync/schema.sql.ts';
 import { BASE_SCHEMA } from './schema.sql.ts';
 import { uniqueIndexStatements } from './sql/filter-sql.ts';
 
@@ -57,6 +58,7 @@ export async function migrate(db: Database, registry: SchemaRegistry): Promise<v
       ...OUTBOUND_EVENTS_SCHEMA,
       ...INBOUND_EVENTS_SCHEMA,
       ...ASYNC_REQUESTS_SCHEMA,
+      ...SYNC_SCHEMA,
       ...uniqueIndexStatements(registry),
     ];
     for (const sql of statements) await tx.query(sql);
