@@ -7,7 +7,9 @@
  * - `sync_flows`: what moves between this node and a connection (src/sync/types.ts Flow), with
  *   the engine's position between runs (`state`) and the lease that keeps one runner per flow
  *   across nodes (`lease_owner`, `lease_until`: a node that dies mid-run loses the lease when it
- *   expires, and the next run goes on from the stored position and links).
+ *   expires, and the next run goes on from the stored position and links). Triggers (schedules,
+ *   local changes, events, JIT sign-ins, the API) only set `run_requested`: the runner on any
+ *   node picks requested flows up, so a request survives the node that made it.
  * - `sync_links`: per flow, which remote id a local resource is linked to, and what was last
  *   written on each side (versions and a digest of the mapped content), so a renamed user or a
  *   re-created remote record is updated, not duplicated, and an unchanged one is not re-sent.
@@ -51,6 +53,8 @@ export const SYNC_SCHEMA: string[] = [
      state jsonb NOT NULL DEFAULT '{}'::jsonb,
      lease_owner text,
      lease_until timestamptz,
+     run_requested timestamptz,
+     run_requested_trigger text,
      created timestamptz NOT NULL DEFAULT clock_timestamp(),
      updated timestamptz NOT NULL DEFAULT clock_timestamp(),
      PRIMARY KEY (tenant_id, id),
