@@ -17,7 +17,7 @@ import { checkRules } from '../scim/resource/rules.ts';
 import { prepareWrite } from '../scim/resource/validate.ts';
 import type { ResourceTypeConfig, SchemaRegistry } from '../scim/schema/registry.ts';
 import type { Database, Queryable } from '../store/db.ts';
-import type { KeysetPosition, ListQuery, MemberRow, ResourceRow } from '../store/resources.ts';
+import type { GroupRefRow, KeysetPosition, ListQuery, MemberRow, ResourceRow } from '../store/resources.ts';
 import { ResourceRepository, storeSecretDigest, type Visibility } from '../store/resources.ts';
 import type { StoreHookResult } from '../scim/schema/hooks.ts';
 import { stripSensitive } from '../scim/resource/sensitive.ts';
@@ -83,6 +83,14 @@ export interface ListResult {
   Resources?: JsonObject[];
 }
 
+/** A write reported by ResourceService.onChange: where, what type, and which client wrote it. */
+export interface ResourceChange {
+  tenant: string;
+  resourceType: string;
+  /** The writing client (a token's client, `upstream:<id>`, `sync:<flowId>`, `jit:oidc`). */
+  clientId?: string;
+}
+
 /** One row of ResourceService.createBatch: the new resource's id, or why the row was not stored. */
 export type BatchCreateResult = { ok: true; id: string } | { ok: false; error: ScimError };
 
@@ -136,9 +144,11 @@ export class ResourceService {
   /**
    * Called when a write appends to the change log (before its commit; listeners that read the
    * log must allow for that, e.g. by acting a few milliseconds later). The event publisher uses
-   * it to publish within milliseconds instead of at its next polling round.
+   * it to publish within milliseconds instead of at its next polling round; the sync engine's
+   * local-change trigger (src/sync/triggers/local-change.ts) uses the tenant, type and writing
+   * client it reports.
    */
-  onChange?: () => void;
+  onChange?: (change: ResourceChange) => void;
 
   constructor(
     readonly db: Database,
@@ -156,11 +166,12 @@ export class ResourceService {
     id: string,
     projection: Projection = {},
   ): Promise<ResourceResult> {
-    // No transaction: BEGIN and COMMIT would double the round trips of the most frequent request.
-    // The row and its derived groups are then read a moment apart, which a reader cannot tell
-    // from a membership change landing just after its read.
+    // One statement (the row with its derived groups), so no transaction: BEGIN and COMMIT would
+    // triple the round trips of the most frequent request. A Group's members are a second
+    // statement a moment later, which a reader cannot tell from a change landing just after.
+    const withGroups = rt.groupsAttribute !== undefined && this.relationsWanted([rt], projection).groups;
     return this.read(async (q) => {
-      const row = await this.repo.get(q, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt));
+      const row = await this.repo.get(q, ctx.tenant, id, rt.name, false, visibilityOf(ctx, rt), withGroups);
       if (!row) throw notFound(rt, id);
       return this.result(q, ctx, rt, row, projection);
     }, false);
@@ -212,13 +223,18 @@ export class ResourceService {
       position = this.cursors.decode(params.cursor!, ctx.tenant, qhash, count, ctx.limits.cursorTimeout);
     }
     const startIndex = Math.max(1, Math.trunc(params.startIndex ?? 1) || 1);
+    const wants = this.relationsWanted(types, params);
     const query: ListQuery = {
       types: bound,
       sort,
       page: useCursor
         ? { kind: 'keyset', limit: count === 0 ? 0 : count + 1, position }
         : { kind: 'index', offset: startIndex - 1, limit: count },
+      withGroups: wants.groups && types.some((rt) => rt.groupsAttribute !== undefined),
     };
+    // The count, the page and the groups are one statement; only a Group page's members are a
+    // second one, which then must see the same snapshot (a transaction).
+    const needsTransaction = wants.members && types.some((rt) => rt.membersAttribute !== undefined);
 
     return this.read(async (tx) => {
       const { rows, total } = await this.repo.list(tx, ctx.tenant, query);
@@ -246,7 +262,7 @@ export class ResourceService {
         out.Resources = await this.represent(tx, ctx, page, params);
       }
       return out;
-    });
+    }, needsTransaction);
   }
 
   // ---- writes ------------------------------------------------------------------------------
@@ -330,7 +346,7 @@ export class ResourceService {
           results = await this.createRows(tx, ctx, rt, prepared);
           if (opts.dryRun) throw dryRun;
         });
-        this.onChange?.();
+        this.onChange?.({ tenant: ctx.tenant, resourceType: rt.name, clientId: ctx.clientId });
         return results;
       } catch (err) {
         if (err === dryRun) return results;
@@ -747,7 +763,7 @@ export class ResourceService {
       resourceId: row.id,
       version: row.version,
     });
-    this.onChange?.();
+    this.onChange?.({ tenant: ctx.tenant, resourceType: rt.name, clientId: ctx.clientId });
   }
 
   parseFilter(text: string) {
@@ -1079,13 +1095,18 @@ export class ResourceService {
     const groupIds = rows
       .filter((r) => this.registry.resourceType(r.resource_type)?.membersAttribute)
       .map((r) => r.id);
+    // Rows read with their groups (repo `withGroups`) need no second statement.
     const memberIds = rows
-      .filter((r) => this.registry.resourceType(r.resource_type)?.groupsAttribute)
+      .filter((r) => r.groups === undefined && this.registry.resourceType(r.resource_type)?.groupsAttribute)
       .map((r) => r.id);
     const members = wants.members
       ? await this.repo.membersOf(tx, ctx.tenant, groupIds)
       : new Map<string, MemberRow[]>();
-    const groups = wants.groups ? await this.repo.groupsOf(tx, ctx.tenant, memberIds) : new Map();
+    const groups =
+      wants.groups && memberIds.length > 0
+        ? await this.repo.groupsOf(tx, ctx.tenant, memberIds)
+        : new Map<string, GroupRefRow[]>();
+    if (wants.groups) for (const r of rows) if (r.groups && r.groups.length > 0) groups.set(r.id, r.groups);
     const groupsRt = this.registry.resourceTypes().find((t) => t.membersAttribute);
     return rows.map((row) => {
       const rt = this.registry.resourceType(row.resource_type)!;

@@ -26,8 +26,10 @@ export class SignedTokenCodec {
     const dot = value.indexOf('.');
     if (dot <= 0) return undefined;
     const data = value.slice(0, dot);
-    const given = Buffer.from(value.slice(dot + 1), 'base64url');
-    const expected = this.mac(data);
+    // The signature's text is compared, not its decoded bytes: base64url's last character carries
+    // unused bits, so other spellings of the same bytes would otherwise pass as untouched.
+    const given = Buffer.from(value.slice(dot + 1));
+    const expected = Buffer.from(this.mac(data).toString('base64url'));
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
     try {
       return JSON.parse(Buffer.from(data, 'base64url').toString('utf8')) as unknown;

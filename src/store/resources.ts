@@ -22,6 +22,8 @@ export interface ResourceRow {
   owner_client: string | null;
   /** The sort key of a list query, as text (for cursors). */
   sort_key?: string | null;
+  /** The groups it is a member of, when read with the row (`withGroups`). */
+  groups?: GroupRefRow[];
 }
 
 export interface MemberRow {
@@ -66,14 +68,31 @@ export interface ListQuery {
   page:
     | { kind: 'index'; offset: number; limit: number }
     | { kind: 'keyset'; limit: number; position?: KeysetPosition };
+  /** Read each row's groups with it (types with a derived `groups` attribute). */
+  withGroups?: boolean;
 }
 
 const COLUMNS =
   'r.id, r.resource_type, r.external_id, r.version, r.created, r.last_modified, r.doc, r.owner_client';
 
-function toRow(r: ResourceRow): ResourceRow {
+/**
+ * The groups a row is a member of, as one JSON array column of the row's own statement: reading
+ * them with the row saves a round trip per GET and per list page (`r` is the row's alias).
+ */
+function groupsColumn(r: string): string {
+  return (
+    `(SELECT coalesce(json_agg(json_build_object('member_id', gm.member_id, 'group_id', gm.group_id, ` +
+    `'display', g.doc ->> 'displayName') ORDER BY gm.group_id), '[]'::json) ` +
+    `FROM group_members gm JOIN resources g ON g.tenant_id = gm.tenant_id AND g.id = gm.group_id ` +
+    `WHERE gm.tenant_id = ${r}.tenant_id AND gm.member_id = ${r}.id) AS groups`
+  );
+}
+
+function toRow(r: ResourceRow & { groups?: GroupRefRow[] | null }): ResourceRow {
   // Both engines return bigint as number here (pg via a type parser); Number() keeps that true for strings too.
-  return { ...r, version: Number(r.version) };
+  const row: ResourceRow = { ...r, version: Number(r.version) };
+  if (r.groups === null) delete row.groups;
+  return row;
 }
 
 export class ResourceRepository {
@@ -138,9 +157,11 @@ export class ResourceRepository {
     resourceType?: string,
     lock = false,
     visibility?: Visibility,
+    withGroups = false,
   ): Promise<ResourceRow | undefined> {
     const p = new SqlParams();
-    let sql = `SELECT ${COLUMNS} FROM resources r WHERE r.tenant_id = ${p.add(tenant)} AND r.id = ${p.add(id)}`;
+    const columns = withGroups && !lock ? `${COLUMNS}, ${groupsColumn('r')}` : COLUMNS;
+    let sql = `SELECT ${columns} FROM resources r WHERE r.tenant_id = ${p.add(tenant)} AND r.id = ${p.add(id)}`;
     if (resourceType) sql += ` AND r.resource_type = ${p.add(resourceType)}`;
     if (visibility) sql += ` AND ${visibilityCondition(visibility, p)}`;
     if (lock) sql += ' FOR UPDATE';
@@ -262,7 +283,11 @@ export class ResourceRepository {
     return out;
   }
 
-  /** Runs a list query: the page of rows, and the total number of matches (unless skipped). */
+  /**
+   * Runs a list query: the page of rows, and the total number of matches (unless skipped), in ONE
+   * statement (a consistent snapshot without a transaction, and one round trip instead of
+   * BEGIN, count, page, groups, COMMIT).
+   */
   async list(
     tx: Queryable,
     tenant: string,
@@ -271,22 +296,12 @@ export class ResourceRepository {
   ): Promise<{ rows: ResourceRow[]; total: number }> {
     const only = q.types.length === 1 ? q.types[0] : undefined;
     if (only?.visibility?.refs && !only.filter && !q.sort && q.page.kind === 'index') {
-      return this.listManaged(tx, tenant, only.rt.name, only.visibility, q.page, withTotal);
+      return this.listManaged(tx, tenant, only.rt.name, only.visibility, q.page, withTotal, q.withGroups);
     }
     const p = new SqlParams();
-    const where = [`r.tenant_id = ${p.add(tenant)}`, this.typeCondition(q, p)];
-    const baseWhere = where.join(' AND ');
-
-    let total = 0;
-    if (withTotal) {
-      const countParams = p.values.slice();
-      const res = await tx.query<{ n: number | string }>(
-        `SELECT count(*) AS n FROM resources r WHERE ${baseWhere}`,
-        countParams,
-      );
-      total = Number(res.rows[0].n);
-    }
-    if (q.page.limit === 0) return { rows: [], total };
+    const baseWhere = [`r.tenant_id = ${p.add(tenant)}`, this.typeCondition(q, p)].join(' AND ');
+    const countSql = withTotal ? `SELECT count(*) AS n FROM resources r WHERE ${baseWhere}` : undefined;
+    if (q.page.limit === 0) return { rows: [], total: countSql ? await this.count(tx, countSql, p) : 0 };
 
     const sortExpr = q.sort ? this.sortExpression(q) : undefined;
     const descending = q.sort?.descending ?? false;
@@ -302,12 +317,43 @@ export class ResourceRepository {
       ? `${sortExpr} ${desc ? 'DESC NULLS FIRST' : 'ASC NULLS LAST'}, r.id ${idDesc ? 'DESC' : 'ASC'}`
       : `r.id ${idDesc ? 'DESC' : 'ASC'}`;
     const offset = q.page.kind === 'index' ? ` OFFSET ${p.add(q.page.offset)}` : '';
-    const sql =
-      `SELECT ${COLUMNS}${sortExpr ? `, (${sortExpr})::text AS sort_key` : ''} FROM resources r ` +
+    const pageSql =
+      `SELECT ${COLUMNS}, r.tenant_id${sortExpr ? `, (${sortExpr})::text AS sort_key` : ''} FROM resources r ` +
       `WHERE ${baseWhere}${pageWhere} ORDER BY ${order} LIMIT ${p.add(q.page.limit)}${offset}`;
-    const res = await tx.query<ResourceRow>(sql, p.values);
-    const rows = res.rows.map(toRow);
+    const { rows, total } = await this.pageWithTotal(tx, pageSql, countSql, p, q.withGroups ?? false);
     if (reverse) rows.reverse();
+    return { rows, total };
+  }
+
+  private async count(tx: Queryable, countSql: string, p: SqlParams): Promise<number> {
+    const res = await tx.query<{ n: number | string }>(countSql, p.values);
+    return Number(res.rows[0].n);
+  }
+
+  /**
+   * The page (in its order) and the count as one statement. The count is the left side of a
+   * LEFT JOIN so an empty page still answers it (one row with the page's columns NULL); the
+   * page keeps its order through row_number() over its ordered, limited subquery.
+   */
+  private async pageWithTotal(
+    tx: Queryable,
+    pageSql: string,
+    countSql: string | undefined,
+    p: SqlParams,
+    withGroups: boolean,
+  ): Promise<{ rows: ResourceRow[]; total: number }> {
+    const columns = `pg.*${withGroups ? `, ${groupsColumn('pg')}` : ''}`;
+    const numbered = `SELECT page.*, row_number() OVER () AS ord FROM (${pageSql}) page`;
+    const sql = countSql
+      ? `SELECT t.n AS total_results, ${columns} FROM (${countSql}) t LEFT JOIN (${numbered}) pg ON true ORDER BY pg.ord`
+      : `SELECT ${columns} FROM (${numbered}) pg ORDER BY pg.ord`;
+    const res = await tx.query<
+      ResourceRow & { total_results?: number | string; ord?: unknown; tenant_id?: unknown }
+    >(sql, p.values);
+    const total = countSql ? Number(res.rows[0].total_results) : 0;
+    const rows = res.rows
+      .filter((r) => r.id !== null)
+      .map(({ total_results: _t, ord: _o, tenant_id: _tenant, ...r }) => toRow(r));
     return { rows, total };
   }
 
@@ -323,6 +369,7 @@ export class ResourceRepository {
     v: Visibility,
     page: { offset: number; limit: number },
     withTotal: boolean,
+    withGroups = false,
   ): Promise<{ rows: ResourceRow[]; total: number }> {
     const p = new SqlParams();
     const t = p.add(tenant);
@@ -330,21 +377,12 @@ export class ResourceRepository {
     const visible =
       `SELECT r.id FROM resources r WHERE r.tenant_id = ${t} AND r.resource_type = ${type} AND r.owner_client = ${p.add(v.ownerClient)} ` +
       `UNION SELECT m.resource_id FROM managed_refs m WHERE m.tenant_id = ${t} AND m.resource_type = ${type} AND m.ref = ANY(${p.add(v.refs ?? [])}::text[])`;
-    let total = 0;
-    if (withTotal) {
-      const res = await tx.query<{ n: number | string }>(
-        `SELECT count(*) AS n FROM (${visible}) v`,
-        p.values.slice(),
-      );
-      total = Number(res.rows[0].n);
-    }
-    if (page.limit === 0) return { rows: [], total };
-    const res = await tx.query<ResourceRow>(
-      `SELECT ${COLUMNS} FROM resources r WHERE r.tenant_id = ${t} AND r.id IN ` +
-        `(SELECT v.id FROM (${visible}) v ORDER BY v.id LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)}) ORDER BY r.id`,
-      p.values,
-    );
-    return { rows: res.rows.map(toRow), total };
+    const countSql = withTotal ? `SELECT count(*) AS n FROM (${visible}) v` : undefined;
+    if (page.limit === 0) return { rows: [], total: countSql ? await this.count(tx, countSql, p) : 0 };
+    const pageSql =
+      `SELECT ${COLUMNS}, r.tenant_id FROM resources r WHERE r.tenant_id = ${t} AND r.id IN ` +
+      `(SELECT v.id FROM (${visible}) v ORDER BY v.id LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)}) ORDER BY r.id`;
+    return this.pageWithTotal(tx, pageSql, countSql, p, withGroups);
   }
 
   private typeCondition(q: ListQuery, p: SqlParams): string {

@@ -66,7 +66,7 @@ describe('device lookups served by indexes', () => {
     assert.deepEqual(await names('displayName eq "sensor 00007"'), { total: 1, names: ['Sensor 00007'] });
   });
 
-  test('the count and the page of `displayName sw` and `eq` use the prefix index', async () => {
+  test('the count and the page of `displayName sw` and `eq` (one statement) both use the prefix index', async () => {
     const index = uniqueIndexes(t.app.registry).find(
       (i) => i.prefix && i.resourceType === 'Device' && i.attribute === 'displayName',
     );
@@ -86,12 +86,11 @@ describe('device lookups served by indexes', () => {
         types: [{ rt, filter }],
         page: { kind: 'index', offset: 0, limit: 100 },
       });
-      assert.equal(seen.length, 2, 'the count and the page');
-      for (const st of seen) {
-        const plan = await t.app.db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${st.sql}`, st.params);
-        const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
-        assert.ok(text.includes(index.name), `${st.sql}\n${text}`);
-      }
+      assert.equal(seen.length, 1, 'the count and the page are one statement');
+      const plan = await t.app.db.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${seen[0].sql}`, seen[0].params);
+      const planText = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+      // Both sides of the statement (the count and the page) scan the prefix index.
+      assert.equal(planText.split(index.name).length - 1, 2, `${seen[0].sql}\n${planText}`);
     }
   });
 });
