@@ -19,6 +19,8 @@ import { ReceiverService } from './events/outbound/receivers.ts';
 import { OutboxSignal } from './events/outbound/signal.ts';
 import { buildServer } from './http/server.ts';
 import { createServerRegistry } from './registry.ts';
+import { ConnectionService } from './sync/connections.ts';
+import { FlowService } from './sync/flows.ts';
 import type { SchemaRegistry } from './scim/schema/registry.ts';
 import { CursorCodec } from './service/cursor.ts';
 import { DeltaService } from './service/delta.ts';
@@ -70,6 +72,9 @@ export interface App {
   /** Queue of `Prefer: respond-async` requests, and the worker that runs them (runOnce in tests). */
   asyncRequests: AsyncRequests;
   asyncWorker: AsyncWorker;
+  /** Sync engine configuration: connections (remote SCIM endpoints) and flows (admin API, CLI, engine). */
+  connections: ConnectionService;
+  flows: FlowService;
   /** Background workers, in start order (stopped in reverse). */
   workers: BackgroundWorker[];
   close(): Promise<void>;
@@ -103,6 +108,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const upstreams = new UpstreamService(db, registry);
   const setIntake = new SetIntake(db);
   upstreams.onChange((tenant, id) => setIntake.forget(tenant, id));
+  const connections = new ConnectionService(db);
+  const flows = new FlowService(db, registry);
   const server = await buildServer({
     config,
     service,
@@ -114,6 +121,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     asyncRequests,
     feeds,
     inbound: { upstreams, intake: setIntake },
+    sync: { connections, flows },
     ping: async () => {
       await db.query('SELECT 1');
     },
@@ -178,6 +186,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     server,
     asyncRequests,
     asyncWorker,
+    connections,
+    flows,
     workers,
     async close() {
       for (const w of [...workers].reverse()) await w.stop();

@@ -31,6 +31,9 @@ import { pushRoutes } from '../events/inbound/push-routes.ts';
 import type { UpstreamService } from '../events/inbound/upstreams.ts';
 import { adminGuards } from './admin-guards.ts';
 import { adminUpstreamRoutes } from './admin-upstream-routes.ts';
+import { adminSyncRoutes } from './admin-sync-routes.ts';
+import type { ConnectionService } from '../sync/connections.ts';
+import type { FlowService } from '../sync/flows.ts';
 import type { SigningKeys } from '../events/keys.ts';
 import { sendError, toScimError } from './errors.ts';
 import { parseJsonBody } from './json-body.ts';
@@ -54,6 +57,8 @@ export interface ServerDeps {
   feeds?: FeedService;
   /** Queue of `Prefer: respond-async` requests (src/async). */
   asyncRequests?: AsyncRequests;
+  /** Sync engine configuration (admin API .../connections, .../flows); absent = no routes. */
+  sync?: { connections: ConnectionService; flows: FlowService };
 }
 
 /**
@@ -263,6 +268,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       prefix: '/admin/v1',
     });
     await app.register(pushRoutes({ ...deps.inbound, guards: adminGuards(guardDeps) }));
+  }
+
+  if (deps.sync) {
+    await app.register(adminSyncRoutes({ admin: deps.admin, authenticator, peerCertificate, ...deps.sync }), {
+      prefix: '/admin/v1',
+    });
   }
 
   // Another protocol version in the path is refused, never served as v2 (RFC 7644 §3.13).
