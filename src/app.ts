@@ -28,6 +28,7 @@ import { ResourceService } from './service/resources.ts';
 import type { Database } from './store/db.ts';
 import { openDatabase } from './store/open.ts';
 import { AdminService } from './admin/service.ts';
+import { SyncTriggers } from './sync/triggers/index.ts';
 import { TenantDirectory } from './tenancy/directory.ts';
 
 /**
@@ -75,6 +76,11 @@ export interface App {
   /** Sync engine configuration: connections (remote SCIM endpoints) and flows (admin API, CLI, engine). */
   connections: ConnectionService;
   flows: FlowService;
+  /**
+   * Sync engine triggers: `requestRun(tenant, flowId, trigger)`, `onRequest(wake)` for the runner,
+   * `schedules` (a background worker; `reload()`, `tick(now, since)` in tests), `jit`.
+   */
+  syncTriggers: SyncTriggers;
   /** Background workers, in start order (stopped in reverse). */
   workers: BackgroundWorker[];
   close(): Promise<void>;
@@ -108,6 +114,15 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   const upstreams = new UpstreamService(db, registry);
   const setIntake = new SetIntake(db);
   upstreams.onChange((tenant, id) => setIntake.forget(tenant, id));
+  // Triggers only request runs; `server` is assigned below, before anything can log.
+  const syncTriggers = new SyncTriggers({
+    db,
+    service,
+    registry,
+    tenants,
+    limits: config,
+    log: { error: (obj, msg) => server.log.error(obj, msg) },
+  });
   const connections = new ConnectionService(db);
   const flows = new FlowService(db, registry);
   const server = await buildServer({
@@ -121,6 +136,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     asyncRequests,
     feeds,
     inbound: { upstreams, intake: setIntake },
+    jit: syncTriggers.jit,
     sync: { connections, flows },
     ping: async () => {
       await db.query('SELECT 1');
@@ -147,8 +163,12 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     server.log.error({ err }, 'event publishing failed'),
   );
   workers.push(publisherWorker);
-  // Writes wake the publisher: events leave within milliseconds, not at its next round.
-  service.onChange = () => publisherWorker.wake();
+  // Writes wake the publisher (events leave within milliseconds, not at its next round) and
+  // request the push flows that follow local changes.
+  service.onChange = (change) => {
+    publisherWorker.wake();
+    syncTriggers.localChange.notify(change);
+  };
   const pushWorker = new PushWorker({ db, signal: outboxSignal, config, log: server.log });
   workers.push(pushWorker);
   const applier = new EventApplier(
@@ -158,6 +178,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
       intervalMs: config.inboundApplyIntervalMs,
       maxAttempts: config.inboundMaxAttempts,
       retryBaseMs: config.inboundRetryBaseMs,
+      // Applied events request the sync flows they feed (events flows, downstream pushes).
+      onProcessed: (processed) => syncTriggers.events.notify(processed),
     },
   );
   setIntake.onReceived(() => applier.wake());
@@ -166,6 +188,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     { ...DEFAULT_POLL_CLIENT_OPTIONS, refreshMs: config.inboundPollRefreshSeconds * 1000 },
   );
   workers.push(applier, pollClient);
+  workers.push(syncTriggers.schedules);
   if (config.backgroundWorkers) for (const w of workers) w.start();
   return {
     config,
@@ -188,9 +211,11 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     asyncWorker,
     connections,
     flows,
+    syncTriggers,
     workers,
     async close() {
       for (const w of [...workers].reverse()) await w.stop();
+      await syncTriggers.close();
       clearInterval(pruner);
       await pruning;
       await server.close();

@@ -9,6 +9,8 @@
  *   gateway            may ask which EndpointApp a token or certificate belongs to (enterprise gateway)
  *   events:poll        may poll the event receivers (RFC 8936) that name this client
  *   events:push        may push SETs (RFC 8935) to this tenant's event receiver endpoints
+ *   jit                may sign users in by just-in-time provisioning (POST /admin/v1/tenants/{t}/jit/oidc):
+ *                      a login service's only right
  * Names compare case-insensitively.
  */
 import { ScimError } from '../scim/errors.ts';
@@ -34,7 +36,7 @@ export function normalizeScopes(scopes: Iterable<string>): Set<string> {
 }
 
 export const KNOWN_SCOPE =
-  /^(admin|gateway|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets)|events:(poll|push))$/i;
+  /^(admin|gateway|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets)|events:(poll|push)|jit)$/i;
 
 /** Limited to the devices it manages (scope devices:managed), unless it is an admin. */
 export function isManagedOnly(p: Principal): boolean {

@@ -38,6 +38,8 @@ import type { SigningKeys } from '../events/keys.ts';
 import { sendError, toScimError } from './errors.ts';
 import { parseJsonBody } from './json-body.ts';
 import { scimRoutes } from './scim-routes.ts';
+import type { JitService } from '../sync/triggers/jit.ts';
+import { jitRoutes } from '../sync/triggers/jit-routes.ts';
 
 export interface ServerDeps {
   config: AppConfig;
@@ -57,6 +59,8 @@ export interface ServerDeps {
   feeds?: FeedService;
   /** Queue of `Prefer: respond-async` requests (src/async). */
   asyncRequests?: AsyncRequests;
+  /** SSO just-in-time provisioning (POST /admin/v1/tenants/:tenant/jit/oidc); absent = no route. */
+  jit?: JitService;
   /** Sync engine configuration (admin API .../connections, .../flows); absent = no routes. */
   sync?: { connections: ConnectionService; flows: FlowService };
 }
@@ -274,6 +278,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     await app.register(adminSyncRoutes({ admin: deps.admin, authenticator, peerCertificate, ...deps.sync }), {
       prefix: '/admin/v1',
     });
+  }
+
+  if (deps.jit) {
+    await app.register(
+      jitRoutes({
+        admin: deps.admin,
+        authenticator,
+        peerCertificate,
+        jit: deps.jit,
+        baseUrl: config.baseUrl,
+      }),
+      { prefix: '/admin/v1' },
+    );
   }
 
   // Another protocol version in the path is refused, never served as v2 (RFC 7644 §3.13).

@@ -4,6 +4,7 @@
  */
 import type { LimitsConfig } from '../config.ts';
 import { DEVICE_SETTINGS_SCHEMA, type DeviceSettings } from '../devices/behaviour.ts';
+import { JIT_SETTINGS_SCHEMA, type JitSettings } from '../sync/triggers/jit-settings.ts';
 
 export interface RateLimitSettings {
   /** Requests allowed per client in each window. */
@@ -48,6 +49,8 @@ export interface TenantSettings {
    * "none" answers every request synchronously. Advertised as securityEvents.asyncRequest.
    */
   asyncRequests?: 'request' | 'none';
+  /** SSO just-in-time provisioning (src/sync/triggers/jit.ts, docs/sync-triggers.md). */
+  jit?: JitSettings;
 }
 
 const positiveInt = { type: 'integer', minimum: 1 } as const;
@@ -86,6 +89,7 @@ export const TENANT_SETTINGS_SCHEMA = {
     rateLimit: RATE_LIMIT_SCHEMA,
     devices: DEVICE_SETTINGS_SCHEMA,
     asyncRequests: { type: 'string', enum: ['request', 'none'] },
+    jit: JIT_SETTINGS_SCHEMA,
     jwt: {
       type: 'object',
       additionalProperties: false,

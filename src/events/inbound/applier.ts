@@ -42,6 +42,13 @@ export interface ApplierOptions {
   batchSize: number;
   /** Timeout of a callback GET. */
   callbackTimeoutMs: number;
+  /**
+   * Called after a pass with, per tenant and upstream, the resource types its applied events
+   * wrote (empty when events were only skipped or given up). The sync engine's event trigger
+   * (src/sync/triggers/events.ts) requests the flows fed by the upstream and the push flows of
+   * those types.
+   */
+  onProcessed?: (processed: { tenant: string; upstreamId: string; resourceTypes: string[] }[]) => void;
 }
 
 export const DEFAULT_APPLIER_OPTIONS: ApplierOptions = {
@@ -217,6 +224,8 @@ export class EventApplier {
     );
     const blocked = new Set<string>();
     const upstreams = new Map<string, Upstream | undefined>();
+    // For opts.onProcessed: tenant\0upstream → resource types written by applied events.
+    const processed = new Map<string, { tenant: string; upstreamId: string; types: Set<string> }>();
     for (const row of rows.rows) {
       const key = `${row.tenant_id}\0${row.upstream_id}\0${row.subject ?? ''}`;
       if (blocked.has(key) || !row.due) {
@@ -230,15 +239,28 @@ export class EventApplier {
         upstreams.set(ukey, await this.deps.upstreams.find(row.tenant_id, row.upstream_id));
       const upstream = upstreams.get(ukey);
       if (!upstream) continue; // removed meanwhile (its events go with it)
+      const seen = processed.get(ukey) ?? {
+        tenant: row.tenant_id,
+        upstreamId: row.upstream_id,
+        types: new Set(),
+      };
       try {
         const outcome = await this.applyEvent(row, upstream);
-        if (outcome) result[outcome.state]++;
+        if (outcome) {
+          result[outcome.state]++;
+          processed.set(ukey, seen);
+          // subject is the sub_id.uri, /<Endpoint>/<id>.
+          const endpoint = /^\/[^/]+/.exec(row.subject ?? '')?.[0];
+          const type = endpoint ? this.deps.registry.resourceTypeByEndpoint(endpoint) : undefined;
+          if (outcome.state === 'applied' && type) seen.types.add(type.name);
+        }
       } catch (err) {
         blocked.add(key);
         const attempts = row.attempts + 1;
         const message = errorText(err);
         if (attempts >= this.opts.maxAttempts) {
           result.failed++;
+          processed.set(ukey, seen);
           await this.deps.db.query(
             `UPDATE received_events SET state = 'failed', attempts = $3, error = $4, processed = clock_timestamp()
               WHERE tenant_id = $1 AND seq = $2 AND state = 'pending'`,
@@ -254,6 +276,19 @@ export class EventApplier {
             [row.tenant_id, row.seq, attempts, message, delay / 1000],
           );
         }
+      }
+    }
+    if (processed.size > 0 && this.opts.onProcessed) {
+      try {
+        this.opts.onProcessed(
+          [...processed.values()].map((p) => ({
+            tenant: p.tenant,
+            upstreamId: p.upstreamId,
+            resourceTypes: [...p.types],
+          })),
+        );
+      } catch (err) {
+        this.deps.log?.error({ err }, 'the onProcessed listener of the events applier failed');
       }
     }
     return result;
