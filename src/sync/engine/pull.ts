@@ -1,0 +1,538 @@
+/**
+ * Pull: the connection's resources → this node, written through ResourceService with client id
+ * `sync:<flowId>` (so a push flow of the same connection does not echo them back).
+ *
+ * - mode `full`: every remote resource in scope (flow.filter, evaluated by the remote), paged; each
+ *   is created or merged locally; afterwards links whose remote record was not listed (deleted, or
+ *   out of scope) are handled per onDelete. A listing that fails stops the run before any delete.
+ * - mode `delta`: the remote's delta query (`{endpoint}/.deltaToken`, `POST {endpoint}/.delta`)
+ *   when it answers one — found by trying once, remembered in the flow's state — else a
+ *   `meta.lastModified ge "<watermark - 1 s>"` filter (the overlap re-reads resources written in
+ *   the same second; unchanged ones cost no write). A full pull runs first, again every
+ *   fullEverySeconds (catches deletes a watermark cannot see), and when the remote refuses a token
+ *   (expired).
+ * - mode `events`: the upstream's SETs are applied by the events work (src/events/inbound); a run of
+ *   such a flow is a full pull, which repairs whatever the events missed (matching links the
+ *   replicated resources, so nothing is duplicated).
+ *
+ * One resource: mapped (remote names → local names), found locally (link, else matching
+ * attributes), then created with the attributes the remote owns plus `initial` ones, or patched on
+ * the attributes the remote owns only: local-owned attributes are never touched. New local
+ * resources get new local ids; externalId comes from the remote's externalId unless the mapping
+ * says otherwise (e.g. `{from: 'id', to: 'externalId'}`).
+ */
+import { diffResources, ScimClientError, type ScimResource } from '../../client/index.ts';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../scim/json.ts';
+import type { ResourceTypeConfig } from '../../scim/schema/registry.ts';
+import { ScimError } from '../../scim/errors.ts';
+import { content, differences, digestOf, getPath, leafPaths, setPath } from './attributes.ts';
+import {
+  flowTypes,
+  isNotFound,
+  itemKey,
+  localGet,
+  localMutability,
+  memberIds,
+  pendingRetries,
+  runItem,
+  type Job,
+  type PlanAttribute,
+} from './job.ts';
+import { DEACTIVATED, ItemError, matchingAttributes, type Link } from './links.ts';
+import { applyMapping } from './mapping.ts';
+
+const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+const DELTA_REQUEST = 'urn:ietf:params:scim:api:messages:2.0:delta:request';
+const PAGE = 100;
+
+interface PullScope {
+  /** Remote ids being pulled right now (member cycles). */
+  active: Set<string>;
+  /** Highest meta.lastModified seen per type (watermarks). */
+  lastModified: Map<string, string>;
+}
+
+export async function runPull(job: Job): Promise<void> {
+  const scope: PullScope = { active: new Set(), lastModified: new Map() };
+  await pullRetries(job, scope);
+  if (job.full || job.flow.mode !== 'delta') {
+    await pullFull(job, scope);
+    return;
+  }
+  await pullDelta(job, scope);
+}
+
+async function pullRetries(job: Job, scope: PullScope): Promise<void> {
+  for (const r of await pendingRetries(job)) {
+    const rt = job.deps.registry.resourceType(r.resourceType);
+    if (!rt) continue;
+    await runItem(job, r.key, { resourceType: rt.name, remoteId: r.id }, async () => {
+      let remote: ScimResource | undefined;
+      try {
+        remote = await job.client.resources(rt.name).get(r.id);
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      if (remote) await pullResource(job, scope, rt, remote);
+      else {
+        const link = await job.links.byRemote(r.id);
+        if (link) await pullGone(job, rt, link);
+      }
+    });
+  }
+}
+
+function observe(scope: PullScope, rt: ResourceTypeConfig, r: ScimResource): void {
+  const lm = r.meta?.lastModified;
+  if (typeof lm !== 'string' || Number.isNaN(Date.parse(lm))) return;
+  const cur = scope.lastModified.get(rt.name);
+  if (!cur || Date.parse(lm) > Date.parse(cur)) scope.lastModified.set(rt.name, lm);
+}
+
+async function pullFull(job: Job, scope: PullScope): Promise<void> {
+  for (const rt of flowTypes(job)) {
+    const seen = new Set<string>();
+    let first = true;
+    // A listing error goes up: the run fails before deletes are decided from a partial list.
+    for await (const page of job.client
+      .resources(rt.name)
+      .pages({ filter: job.flow.filter, pageSize: PAGE })) {
+      if (first) job.recorder.addTotal(page.totalResults ?? page.Resources.length);
+      first = false;
+      for (const r of page.Resources) {
+        if (!r.id) continue;
+        seen.add(r.id);
+        observe(scope, rt, r);
+        const key = itemKey(rt, r.id);
+        if (job.handled.has(key)) continue;
+        await runItem(job, key, { resourceType: rt.name, remoteId: r.id }, () =>
+          pullResource(job, scope, rt, r),
+        );
+      }
+    }
+    for (const link of await job.links.all(rt.name)) {
+      if (seen.has(link.remoteId)) continue;
+      const key = itemKey(rt, link.remoteId);
+      if (job.handled.has(key)) continue;
+      await runItem(job, key, { resourceType: rt.name, localId: link.localId, remoteId: link.remoteId }, () =>
+        pullGone(job, rt, link),
+      );
+    }
+  }
+  if (!job.dryRun) {
+    job.state.lastFullAt = new Date().toISOString();
+    if (scope.lastModified.size > 0) {
+      job.state.watermarks = { ...job.state.watermarks, ...Object.fromEntries(scope.lastModified) };
+    }
+    await job.saveState();
+  }
+}
+
+// ---- delta --------------------------------------------------------------------------------------
+
+async function endpointOf(job: Job, rt: ResourceTypeConfig): Promise<string> {
+  return (await job.client.resourceType(rt.name)).endpoint;
+}
+
+async function deltaToken(job: Job, rt: ResourceTypeConfig): Promise<string> {
+  const res = await job.client.request('GET', `${await endpointOf(job, rt)}/.deltaToken`, {
+    idempotent: true,
+  });
+  const value = isJsonObject(res.body) ? res.body.value : undefined;
+  if (typeof value !== 'string' || value === '')
+    throw new Error('the remote answered .deltaToken without a value');
+  return value;
+}
+
+/** Tokens of every type first, then a full pull: changes made during the pull come with the next delta. */
+async function fullWithTokens(job: Job, scope: PullScope): Promise<void> {
+  const tokens: Record<string, string> = {};
+  for (const rt of flowTypes(job)) tokens[rt.name] = await deltaToken(job, rt);
+  await pullFull(job, scope);
+  if (!job.dryRun) {
+    job.state.deltaTokens = tokens;
+    await job.saveState();
+  }
+}
+
+function fullDue(job: Job): boolean {
+  if (!job.state.lastFullAt) return true;
+  const every = job.flow.fullEverySeconds;
+  return every !== undefined && every > 0 && Date.now() - Date.parse(job.state.lastFullAt) >= every * 1000;
+}
+
+async function pullDelta(job: Job, scope: PullScope): Promise<void> {
+  const types = flowTypes(job);
+  if (job.state.deltaMethod === undefined) {
+    let method: 'token' | 'watermark' = 'token';
+    try {
+      await deltaToken(job, types[0]);
+    } catch (e) {
+      if (!(e instanceof ScimClientError) && !(e instanceof Error && e.message.includes('.deltaToken')))
+        throw e;
+      method = 'watermark';
+    }
+    job.state.deltaMethod = method;
+    if (!job.dryRun) await job.saveState();
+  }
+  if (job.state.deltaMethod === 'token') {
+    const tokens = job.state.deltaTokens ?? {};
+    if (fullDue(job) || types.some((t) => !tokens[t.name])) {
+      await fullWithTokens(job, scope);
+      return;
+    }
+    for (const rt of types) {
+      try {
+        await deltaOfType(job, scope, rt, tokens[rt.name]);
+      } catch (e) {
+        // An expired or refused token: the remote asks for a full pull and a new token.
+        if (e instanceof ScimClientError && e.status === 400) {
+          await fullWithTokens(job, scope);
+          return;
+        }
+        throw e;
+      }
+    }
+    return;
+  }
+  if (fullDue(job)) {
+    await pullFull(job, scope);
+    return;
+  }
+  for (const rt of types) {
+    const mark = job.state.watermarks?.[rt.name];
+    if (!mark) {
+      await pullFull(job, scope);
+      return;
+    }
+    const since = new Date(Date.parse(mark) - 1000).toISOString();
+    const filter = `meta.lastModified ge ${JSON.stringify(since)}${job.flow.filter ? ` and (${job.flow.filter})` : ''}`;
+    for await (const page of job.client.resources(rt.name).pages({ filter, pageSize: PAGE })) {
+      job.recorder.addTotal(page.Resources.length);
+      for (const r of page.Resources) {
+        if (!r.id) continue;
+        observe(scope, rt, r);
+        const key = itemKey(rt, r.id);
+        if (job.handled.has(key)) continue;
+        await runItem(job, key, { resourceType: rt.name, remoteId: r.id }, () =>
+          pullResource(job, scope, rt, r),
+        );
+      }
+    }
+    const seen = scope.lastModified.get(rt.name);
+    if (!job.dryRun && seen && Date.parse(seen) > Date.parse(mark)) {
+      job.state.watermarks = { ...job.state.watermarks, [rt.name]: seen };
+      await job.saveState();
+    }
+  }
+}
+
+/** One type's delta from `token`, page by page (cursor), then its next token. */
+async function deltaOfType(job: Job, scope: PullScope, rt: ResourceTypeConfig, token: string): Promise<void> {
+  const path = `${await endpointOf(job, rt)}/.delta`;
+  let cursor = '';
+  let next: string | undefined;
+  for (;;) {
+    const body: JsonObject = { schemas: [DELTA_REQUEST], deltaToken: token, count: PAGE, cursor };
+    if (job.flow.filter) body.filter = job.flow.filter;
+    const res = await job.client.request('POST', path, { body, idempotent: true });
+    const page = isJsonObject(res.body) ? res.body : {};
+    const items = Array.isArray(page.Resources) ? page.Resources.filter(isJsonObject) : [];
+    job.recorder.addTotal(items.length);
+    for (const item of items) {
+      const id = typeof item.changedResourceId === 'string' ? item.changedResourceId : undefined;
+      if (!id) continue;
+      const type = typeof item.changeType === 'string' ? item.changeType.toLowerCase() : '';
+      const key = itemKey(rt, id);
+      if (job.handled.has(key)) continue;
+      await runItem(job, key, { resourceType: rt.name, remoteId: id }, async () => {
+        if (type === 'delete') {
+          const link = await job.links.byRemote(id);
+          if (link) await pullGone(job, rt, link);
+          else job.recorder.skipped();
+          return;
+        }
+        const data = isJsonObject(item.data) ? (item.data as unknown as ScimResource) : undefined;
+        const remote = data?.id ? data : await job.client.resources(rt.name).get(id);
+        await pullResource(job, scope, rt, remote);
+      });
+    }
+    const nt = page.nextDeltaToken;
+    if (isJsonObject(nt) && typeof nt.value === 'string') next = nt.value;
+    else if (typeof nt === 'string') next = nt;
+    if (typeof page.nextCursor !== 'string' || page.nextCursor === '') break;
+    cursor = page.nextCursor;
+  }
+  if (!job.dryRun && next) {
+    job.state.deltaTokens = { ...job.state.deltaTokens, [rt.name]: next };
+    await job.saveState();
+  }
+}
+
+// ---- one resource -------------------------------------------------------------------------------
+
+export async function pullResource(
+  job: Job,
+  scope: PullScope,
+  rt: ResourceTypeConfig,
+  remote: ScimResource,
+): Promise<void> {
+  const remoteId = remote.id!;
+  if (scope.active.has(remoteId)) return;
+  scope.active.add(remoteId);
+  try {
+    await pullPresent(job, scope, rt, remote);
+  } finally {
+    scope.active.delete(remoteId);
+  }
+}
+
+async function pullPresent(
+  job: Job,
+  scope: PullScope,
+  rt: ResourceTypeConfig,
+  remote: ScimResource,
+): Promise<void> {
+  const { authority, links, deps, ctx } = job;
+  const remoteId = remote.id!;
+  const mapped = await translateMembersForPull(
+    job,
+    scope,
+    rt,
+    applyMapping(remote as unknown as JsonObject, job.flow.mapping),
+  );
+  const digest = digestOf(authority.pick(mapped, 'update'));
+  let link = await links.byRemote(remoteId);
+  let local = link ? await localGet(job, rt, link.localId) : undefined;
+  if (link && !local) {
+    if (!job.dryRun) await links.dropLocal(link.localId);
+    link = undefined;
+  }
+  const linked = !!link;
+  if (!local) local = await matchLocal(job, rt, remoteId, mapped);
+  if (!local) {
+    const body = authority.pick(mapped, 'create');
+    if (job.dryRun) {
+      await job.recorder.record({
+        resourceType: rt.name,
+        remoteId,
+        action: 'create',
+        outcome: 'planned',
+        attributes: leafPaths(body).map((path) => ({
+          path,
+          remote: getPath(body, path),
+          owner: authority.owner(path),
+        })),
+      });
+      return;
+    }
+    const created = (await deps.service.create(ctx, rt, body)).resource;
+    const localId = created.id as string;
+    await links.save({
+      resourceType: rt.name,
+      localId,
+      remoteId,
+      localVersion: versionNumber(created),
+      remoteVersion: remote.meta?.version,
+      digest,
+    });
+    await job.recorder.record({
+      resourceType: rt.name,
+      localId,
+      remoteId,
+      action: 'create',
+      outcome: 'done',
+    });
+    return;
+  }
+  const localId = local.id as string;
+  const current = content(local);
+  const wanted = authority.mergeOwned(current, mapped, 'update');
+  const diffs = differences(local, wanted, (p) => authority.writes(p, 'update'), rt.membersAttribute);
+  const attrs: PlanAttribute[] = diffs.map((d) => ({
+    path: d.path,
+    local: d.current,
+    remote: d.wanted,
+    owner: authority.owner(d.path),
+  }));
+  if (diffs.length === 0) {
+    if (!linked) {
+      if (!job.dryRun) {
+        await links.save({
+          resourceType: rt.name,
+          localId,
+          remoteId,
+          localVersion: versionNumber(local),
+          remoteVersion: remote.meta?.version,
+          digest,
+        });
+      }
+      await job.recorder.record({
+        resourceType: rt.name,
+        localId,
+        remoteId,
+        action: 'link',
+        outcome: job.dryRun ? 'planned' : 'done',
+      });
+      return;
+    }
+    if (!job.dryRun && link?.digest !== digest) {
+      await links.save({ ...link!, remoteVersion: remote.meta?.version, digest });
+    }
+    job.recorder.skipped();
+    return;
+  }
+  if (job.dryRun) {
+    await job.recorder.record({
+      resourceType: rt.name,
+      localId,
+      remoteId,
+      action: 'update',
+      outcome: 'planned',
+      attributes: attrs,
+    });
+    return;
+  }
+  const ops = diffResources(current, wanted, { mutability: localMutability(deps.registry, rt) });
+  let version = versionNumber(local);
+  if (ops.length > 0) {
+    const res = await deps.service.patch(
+      ctx,
+      rt,
+      localId,
+      { schemas: [PATCH_OP], Operations: ops as unknown as JsonValue[] },
+      undefined,
+    );
+    version = Number(res.etag.match(/(\d+)/)?.[1] ?? version);
+  }
+  await links.save({
+    resourceType: rt.name,
+    localId,
+    remoteId,
+    localVersion: version,
+    remoteVersion: remote.meta?.version,
+    digest,
+  });
+  await job.recorder.record({
+    resourceType: rt.name,
+    localId,
+    remoteId,
+    action: 'update',
+    outcome: 'done',
+    attributes: attrs,
+  });
+}
+
+/** A linked remote record gone or out of scope: the local resource per onDelete. */
+async function pullGone(job: Job, rt: ResourceTypeConfig, link: Link): Promise<void> {
+  const action = job.flow.onDelete;
+  if (action === 'ignore' || (action === 'deactivate' && link.digest === DEACTIVATED)) {
+    if (action === 'ignore' && !job.dryRun) await job.links.dropLocal(link.localId);
+    job.recorder.skipped();
+    return;
+  }
+  const item = { resourceType: rt.name, localId: link.localId, remoteId: link.remoteId };
+  const local = await localGet(job, rt, link.localId);
+  if (!local) {
+    if (!job.dryRun) await job.links.dropLocal(link.localId);
+    job.recorder.skipped();
+    return;
+  }
+  if (job.dryRun) {
+    await job.recorder.record({ ...item, action, outcome: 'planned' });
+    return;
+  }
+  if (action === 'delete') {
+    try {
+      await job.deps.service.delete(job.ctx, rt, link.localId, undefined);
+    } catch (e) {
+      if (!(e instanceof ScimError && e.status === 404)) throw e;
+    }
+    await job.links.dropLocal(link.localId);
+  } else {
+    await job.deps.service.patch(
+      job.ctx,
+      rt,
+      link.localId,
+      { schemas: [PATCH_OP], Operations: [{ op: 'replace', path: 'active', value: false }] },
+      undefined,
+    );
+    await job.links.save({ ...link, digest: DEACTIVATED });
+  }
+  await job.recorder.record({ ...item, action, outcome: 'done' });
+}
+
+/** The local resource matching a remote one by the flow's matching attributes (never one linked elsewhere). */
+async function matchLocal(
+  job: Job,
+  rt: ResourceTypeConfig,
+  remoteId: string,
+  mapped: JsonObject,
+): Promise<JsonObject | undefined> {
+  for (const attr of matchingAttributes(job.flow.matching, rt.name)) {
+    const v = getPath(mapped, attr);
+    if (typeof v !== 'string' || v === '') continue;
+    const res = await job.deps.service.list(job.ctx, [rt], {
+      filter: `${attr} eq ${JSON.stringify(v)}`,
+      count: 10,
+    });
+    const found: JsonObject[] = [];
+    for (const r of res.Resources ?? []) {
+      const other = await job.links.byLocal(r.id as string);
+      if (!other || other.remoteId === remoteId) found.push(r);
+    }
+    if (found.length > 1)
+      throw new ItemError(`${found.length} local ${rt.name} resources have ${attr} "${v}": not matched`);
+    if (found.length === 1) return found[0];
+  }
+  return undefined;
+}
+
+/**
+ * Group members as this node knows them: each remote member id replaced by its linked local id. A
+ * remote member of a type the flow pulls and not linked yet is pulled first; members the flow does
+ * not pull are left out. A member that cannot be linked fails the group (retried next run).
+ */
+async function translateMembersForPull(
+  job: Job,
+  scope: PullScope,
+  rt: ResourceTypeConfig,
+  mapped: JsonObject,
+): Promise<JsonObject> {
+  const attr = rt.membersAttribute;
+  if (!attr) return mapped;
+  const ids = memberIds(mapped, attr);
+  if (ids.length === 0) return mapped;
+  const out: { value: string }[] = [];
+  const missing: string[] = [];
+  for (const id of ids) {
+    let link = await job.links.byRemote(id);
+    if (!link && !job.dryRun && !scope.active.has(id)) {
+      for (const t of flowTypes(job)) {
+        let r: ScimResource | undefined;
+        try {
+          r = await job.client.resources(t.name).get(id);
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
+        if (r) {
+          await pullResource(job, scope, t, r);
+          link = await job.links.byRemote(id);
+          if (!link) missing.push(id);
+          break;
+        }
+      }
+    }
+    if (link) out.push({ value: link.localId });
+  }
+  if (missing.length > 0) throw new ItemError(`members not linked yet: ${missing.join(', ')}`);
+  const copy = structuredClone(mapped);
+  setPath(copy, attr, out);
+  return copy;
+}
+
+function versionNumber(rep: JsonObject): number | undefined {
+  const meta = rep.meta as { version?: string } | undefined;
+  const m = meta?.version?.match(/(\d+)/);
+  return m ? Number(m[1]) : undefined;
+}
