@@ -165,7 +165,9 @@ export function runnerFor(pair: Pair, opts: Partial<RunnerOptions> & { block?: R
   const app = pair.local.app;
   const inner = new NodeTransport();
   const transport: Transport = async (req) => {
-    pair.sent.push(`${req.method} ${req.url.pathname.replace(/^\/scim\/v2/, '')}`);
+    const path = req.url.pathname.replace(/^\/scim\/v2/, '');
+    if (!/^\/(ServiceProviderConfig|ResourceTypes|Schemas)$/.test(path))
+      pair.sent.push(`${req.method} ${path}`);
     if (opts.block?.test(req.url.pathname)) {
       return { status: 404, headers: {}, body: JSON.stringify({ status: '404', detail: 'blocked by test' }) };
     }
