@@ -82,7 +82,6 @@ export const BASE_SCHEMA: string[] = [
      version bigint
    )`,
   `CREATE INDEX IF NOT EXISTS changes_tenant_seq ON changes (tenant_id, seq)`,
-  `CREATE INDEX IF NOT EXISTS changes_tenant_resource ON changes (tenant_id, resource_id)`,
   // Secrets generated for a resource (an EndpointApp's clientToken): only their SHA-256 digest.
   `CREATE TABLE IF NOT EXISTS resource_secrets (
      tenant_id text NOT NULL,
@@ -101,6 +100,8 @@ export const BASE_SCHEMA: string[] = [
   `ALTER TABLE changes ADD COLUMN IF NOT EXISTS txid xid8 NOT NULL DEFAULT pg_current_xact_id()`,
   `CREATE INDEX IF NOT EXISTS changes_tenant_txid ON changes (tenant_id, txid, seq)`,
   `CREATE INDEX IF NOT EXISTS changes_tenant_resource_seq ON changes (tenant_id, resource_id, seq)`,
+  // (tenant_id, resource_id) alone was a prefix of the index above: one index less per write.
+  `DROP INDEX IF EXISTS changes_tenant_resource`,
   `CREATE INDEX IF NOT EXISTS changes_tenant_at ON changes (tenant_id, at)`,
   // Retention: the highest transaction id whose changes were pruned (older delta tokens are refused).
   `ALTER TABLE tenants ADD COLUMN IF NOT EXISTS changes_pruned_through xid8`,

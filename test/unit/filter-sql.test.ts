@@ -590,13 +590,21 @@ describe('uniqueIndexStatements / equalityExpression', () => {
       `CREATE UNIQUE INDEX IF NOT EXISTS "resources_uq_user_username_f714f7c7" ON resources (tenant_id, lower((doc ->> 'userName'))) WHERE resource_type = 'User'`,
     ]);
     const stmts = uniqueIndexStatements(registry);
-    assert.equal(stmts.length, 2);
+    assert.equal(stmts.length, 3);
     assert.equal(stmts[0], uniqueIndexStatements(createCoreRegistry())[0]);
-    // global: across tenants; caseExact: no lower().
-    assert.match(
-      stmts[1],
-      /^CREATE UNIQUE INDEX IF NOT EXISTS "resources_uq_user_badge_[0-9a-f]{8}" ON resources \(\(\(doc -> 'urn:example:params:scim:schemas:extension:test:2\.0:User'\) ->> 'badge'\)\) WHERE resource_type = 'User'$/,
-    );
+    // global: across tenants; caseExact: no lower(); an extension attribute (a User may lack it):
+    // only resources with a value are in the index.
+    const badge = `((doc -> 'urn:example:params:scim:schemas:extension:test:2.0:User') ->> 'badge')`;
+    const created =
+      /^CREATE UNIQUE INDEX IF NOT EXISTS "(resources_uq_user_badge_[0-9a-f]{8})" ON resources \((.*)\) WHERE resource_type = 'User' AND (.*) IS NOT NULL$/.exec(
+        stmts[1],
+      );
+    assert.ok(created, stmts[1]);
+    assert.deepEqual(created.slice(2), [badge, badge]);
+    // It replaces the full index of earlier releases, dropped once the new one exists.
+    const dropped = /^DROP INDEX IF EXISTS "(resources_uq_user_badge_[0-9a-f]{8})"$/.exec(stmts[2]);
+    assert.ok(dropped, stmts[2]);
+    assert.notEqual(dropped[1], created[1]);
   });
 
   test('equalityExpression is what eq compiles to', () => {

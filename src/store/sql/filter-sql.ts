@@ -480,6 +480,8 @@ export interface UniqueIndex {
   prefix: boolean;
   /** The CREATE UNIQUE INDEX statement. */
   statement: string;
+  /** The name an earlier release gave this index (dropped once this one exists). */
+  replaces?: string;
   resourceType: string;
   /** The attribute it makes unique, as a client would write it (URN-qualified for extensions). */
   attribute: string;
@@ -517,18 +519,26 @@ export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
         else if (leaf.indexed && uniqueness === 'none') kinds.push('ix');
         const path = `${b.attribute.name}${b.sub ? `_${b.sub.name}` : ''}`;
         const dotted = `${b.attribute.name}${b.sub ? `.${b.sub.name}` : ''}`;
+        // An attribute a resource may lack (an extension's, a sub-attribute, an optional one) is
+        // indexed only where it has a value: a device of one kind then adds no entries to the other
+        // kinds' indexes. Lookups still use the index: `expr = $1` and `expr LIKE …` imply
+        // `expr IS NOT NULL`, and a unique index never compared NULLs anyway.
+        const sparse = extension || b.sub !== undefined || !leaf.required;
+        const equality = equalityExpression(b);
         for (const kind of kinds) {
           const unique = kind === 'uq';
-          const name =
-            `resources_${kind}_${slug(rt.name)}_${slug(path)}`.slice(0, 50) +
-            `_${hash8(`${rt.name}|${schema.id}|${path}`)}`;
-          const expr = kind === 'px' ? `(${equalityExpression(b)}) text_pattern_ops` : equalityExpression(b);
+          const stem = `resources_${kind}_${slug(rt.name)}_${slug(path)}`.slice(0, 50);
+          const denseName = `${stem}_${hash8(`${rt.name}|${schema.id}|${path}`)}`;
+          const name = sparse ? `${stem}_${hash8(`${rt.name}|${schema.id}|${path}|sparse`)}` : denseName;
+          const expr = kind === 'px' ? `(${equality}) text_pattern_ops` : equality;
           const key = unique && uniqueness === 'global' ? expr : `tenant_id, ${expr}`;
+          const where = `resource_type = ${sqlLiteral(rt.name)}${sparse ? ` AND ${equality} IS NOT NULL` : ''}`;
           out.push({
             name,
             unique,
             prefix: kind === 'px',
-            statement: `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE resource_type = ${sqlLiteral(rt.name)}`,
+            statement: `CREATE ${unique ? 'UNIQUE ' : ''}INDEX IF NOT EXISTS ${sqlIdent(name)} ON resources (${key}) WHERE ${where}`,
+            replaces: sparse ? denseName : undefined,
             resourceType: rt.name,
             attribute: extension ? `${schema.id}:${dotted}` : dotted,
           });
@@ -541,5 +551,10 @@ export function uniqueIndexes(registry: SchemaRegistry): UniqueIndex[] {
 
 /** The statements the migrations run for the registry: its indexes, and the managed-refs upkeep. */
 export function uniqueIndexStatements(registry: SchemaRegistry): string[] {
-  return [...uniqueIndexes(registry).map((i) => i.statement), ...managedRefStatements(registry)];
+  return [
+    ...uniqueIndexes(registry).flatMap((i) =>
+      i.replaces ? [i.statement, `DROP INDEX IF EXISTS ${sqlIdent(i.replaces)}`] : [i.statement],
+    ),
+    ...managedRefStatements(registry),
+  ];
 }
