@@ -7,7 +7,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { requestRun, requestRuns } from '../../src/sync/triggers/requests.ts';
-import { parseSchedule, ScheduleTrigger } from '../../src/sync/triggers/schedules.ts';
+import { nextScheduledRun, parseSchedule, ScheduleTrigger } from '../../src/sync/triggers/schedules.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { addConnection, addFlow, clearRequests, requestedTriggers, requests } from './triggers-fixtures.ts';
 
@@ -144,7 +144,7 @@ describe('behaviour 13: schedule trigger', () => {
     );
   });
 
-  test('schedules are checked: five or six fields, a known time zone', () => {
+  test('schedules are checked: five to seven fields, a known time zone; the next run', () => {
     assert.deepEqual(parseSchedule('*/15 * * * *'), { pattern: '*/15 * * * *', timezone: 'UTC' });
     assert.deepEqual(parseSchedule('CRON_TZ=America/New_York 30 6 * * 1-5'), {
       pattern: '30 6 * * 1-5',
@@ -154,6 +154,19 @@ describe('behaviour 13: schedule trigger', () => {
     assert.throws(() => parseSchedule('61 * * * *'), /Invalid value for minute: 61/);
     assert.throws(() => parseSchedule('TZ=Mars/Olympus 0 2 * * *'), /unknown time zone Mars\/Olympus/);
     assert.throws(() => parseSchedule('every day'), /exactly five, six, or seven space separated parts/);
+    assert.equal(
+      nextScheduledRun('0 2 * * *', at('2030-01-15T02:00:00Z'))?.toISOString(),
+      '2030-01-16T02:00:00.000Z',
+    );
+    assert.equal(
+      nextScheduledRun('TZ=Asia/Tokyo 0 9 * * *', at('2030-01-15T00:00:00Z'))?.toISOString(),
+      '2030-01-16T00:00:00.000Z',
+    );
+    assert.equal(
+      nextScheduledRun('0 30 6 1 1 * 2040', at('2030-01-15T00:00:00Z'))?.toISOString(),
+      '2040-01-01T06:30:00.000Z',
+    );
+    assert.throws(() => parseSchedule('0 0 0 1 1 * 2020'), /names no future time/);
   });
 
   test('a started trigger: its Cron fires for real, and the table is polled for changes', async () => {

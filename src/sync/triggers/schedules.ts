@@ -4,7 +4,7 @@
  *
  * - Every enabled flow with a schedule, of every tenant, has one Cron on this node. Times are UTC
  *   unless the schedule starts with a time zone: `TZ=Europe/Paris 0 2 * * *` (or `CRON_TZ=`).
- *   Five fields (minute precision) or six (a leading seconds field).
+ *   Five fields (minute precision), six (a leading seconds field) or seven (a trailing year).
  * - The table is read again every `pollMs` (30 s) and on `reload()`: a flow whose schedule or
  *   `updated` changed gets a new Cron, a removed, disabled or unscheduled flow loses its Cron.
  * - Several nodes: every node's Cron fires. Requesting is idempotent (a pending request is kept,
@@ -48,8 +48,21 @@ export function parseSchedule(text: string): ParsedSchedule {
   return parsed;
 }
 
+/**
+ * When a flow's schedule next fires after `from` (undefined: never), the way this trigger reads
+ * it (UTC unless `TZ=` says otherwise). Throws like parseSchedule. For views (a flow's nextRun).
+ */
+export function nextScheduledRun(text: string, from: Date = new Date()): Date | undefined {
+  const cron = scheduleCron(parseSchedule(text));
+  try {
+    return cron.nextRun(from) ?? undefined;
+  } finally {
+    cron.stop();
+  }
+}
+
 function scheduleCron(s: ParsedSchedule, fire?: () => void): Cron {
-  const opts = { timezone: s.timezone, mode: '5-or-6-parts' as const, unref: true };
+  const opts = { timezone: s.timezone, unref: true };
   return fire ? new Cron(s.pattern, opts, fire) : new Cron(s.pattern, opts);
 }
 
