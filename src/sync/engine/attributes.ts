@@ -182,7 +182,7 @@ export const ENGINE_IGNORED = new Set(['id', 'meta', 'schemas', 'groups']);
 /**
  * The leaf paths of a document at the granularity the engine compares: top-level attributes,
  * the sub-attributes of single-valued complex attributes, and the attributes of extension objects
- * (with their sub-attributes likewise). Multi-valued attributes are one path each.
+ * (with their sub-attributes likewise). Multi-valued attributes are one path each. Sorted.
  */
 export function leafPaths(doc: JsonObject): string[] {
   const out: string[] = [];
@@ -197,7 +197,7 @@ export function leafPaths(doc: JsonObject): string[] {
       for (const sk of Object.keys(v)) out.push(`${k}.${sk}`);
     } else out.push(k);
   }
-  return out;
+  return out.sort();
 }
 
 /** One attribute that differs between the two sides. */

@@ -38,6 +38,7 @@ import {
 import { LinkStore } from './links.ts';
 import { runPull } from './pull.ts';
 import { runPush } from './push.ts';
+import { toPlan, type Plan } from './reconcile.ts';
 
 /** Where the runner finds flows and connections (FlowService / ConnectionService, or a test's). */
 export interface FlowSource {
@@ -281,15 +282,13 @@ export class FlowRunner implements BackgroundWorker {
     return (await this.startRun(tenant, flowId, opts)).done;
   }
 
-  /** The plan: a dry run, with the per-attribute differences of each planned item. */
-  async plan(
-    tenant: string,
-    flowId: string,
-    trigger: RunTrigger = 'manual',
-  ): Promise<{ run: RunView; items: ItemRecord[] }> {
+  /** The plan (reconcile.ts): a dry run, with the per-attribute differences of each planned item. */
+  async plan(tenant: string, flowId: string, trigger: RunTrigger = 'manual'): Promise<Plan> {
+    const flow = await this.opts.source.flow(tenant, flowId);
+    if (!flow) throw ScimError.notFound(`No flow ${flowId} in tenant ${tenant}`);
     const started = await this.startRun(tenant, flowId, { trigger, dryRun: true });
     const run = await started.done;
-    return { run, items: started.items };
+    return toPlan(flow.direction, run, started.items);
   }
 
   /** Takes the lease and starts the run; `done` resolves at its end. */
