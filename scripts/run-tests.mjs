@@ -4,6 +4,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { build } from 'esbuild';
 
 function collect(dir) {
   const out = [];
@@ -21,6 +22,28 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+// The CLI tests start `scimd` many times; through tsx each start spends about a second compiling
+// the sources. They run one esbuild bundle of the same sources instead (test/helpers/cli-entry.ts),
+// built here once per run; test/e2e/start.test.ts still starts bin/scimd.js, the entry users run.
+const bundle = join('node_modules', '.cache', 'scimd-test', 'scimd.mjs');
+// esbuild's API (the one tsx itself uses), not its bin: the bin may be a native binary.
+try {
+  await build({
+    entryPoints: [join('src', 'cli', 'main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    packages: 'external',
+    target: 'node20',
+    logLevel: 'warning',
+    outfile: bundle,
+  });
+} catch (err) {
+  console.error('could not bundle src/cli/main.ts for the CLI tests', err);
+  process.exit(1);
+}
+process.env.SCIMD_TEST_ENTRY = bundle;
+
 const res = spawnSync(
   process.execPath,
   [

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { SCIMD_ENTRY } from '../helpers/cli-entry.ts';
 
 export interface Run {
   code: number | null;
@@ -25,7 +26,7 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 export function scimd(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/scimd.js', ...args], {
+    const child = spawn(process.execPath, [SCIMD_ENTRY, ...args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -85,7 +86,7 @@ export async function serve(
 ): Promise<{ address: string; stop: () => Promise<void> }> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ['bin/scimd.js', 'serve', '--json', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...args],
+    [SCIMD_ENTRY, 'serve', '--json', '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...args],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scratchDatabase } from './app.ts';
+import { SCIMD_ENTRY } from './cli-entry.ts';
 
 /** A port free right now on 127.0.0.1 (the kernel's choice, released at once). */
 export async function freePort(): Promise<number> {
@@ -71,7 +72,7 @@ export async function startScimd(
   };
   delete full.DATABASE_URL;
   Object.assign(full, store.env);
-  const child = spawn(process.execPath, ['bin/scimd.js', 'serve', '--json'], {
+  const child = spawn(process.execPath, [SCIMD_ENTRY, 'serve', '--json'], {
     env: full,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
