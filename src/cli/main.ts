@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { registerClient } from './client.ts';
 import { registerFeed } from './feed.ts';
 import { registerImport } from './import.ts';
+import { registerJit } from './jit.ts';
 import { registerReceiver } from './receiver.ts';
 import { errorMessage } from './output.ts';
 import { registerServe } from './serve.ts';
@@ -46,6 +47,7 @@ runs, use --url.`,
   registerUpstream(program);
   registerFeed(program);
   registerReceiver(program);
+  registerJit(program);
   return program;
 }
 
