@@ -104,24 +104,25 @@ function why(l: Lookup, r: DevicesResult, cores: number): string {
         `(parsing, authentication: one more SELECT for the opaque token, serialisation) and waiting for a core, ` +
         `on a machine whose 1-minute load average was ${fmt(la)}–${fmt(lb)} on ${cores} cores during the run.`
       : '';
+  // Every list is one statement (ResourceRepository.list): the count, the page and each row's groups.
   const reason: Record<Lookup['id'], string> = {
     mac:
       'The BLE `deviceMacAddress` is unique (`uniqueness: server`), so the store has a unique expression index on ' +
       "`lower(doc -> <ble URN> ->> 'deviceMacAddress')`, and the `eui48` format turns the other spelling into the " +
-      'stored one before the comparison: the count and the page are both index scans (plans in the appendix).',
+      'stored one before the comparison: the count and the page (one statement) are both index scans (plan in the appendix).',
     eui64:
       'The Zigbee `deviceEui64Address` is marked `indexed`, so the migrations keep a (non-unique) expression index for it, ' +
       'and the `eui64` format turns the other spelling into the stored one before the comparison: the count and the ' +
-      'page are both index scans (plans in the appendix).',
+      'page (one statement) are both index scans (plan in the appendix).',
     displayName:
       "`displayName` is `indexed: 'prefix'`: `sw` compiles to `lower(doc ->> 'displayName') LIKE (lower($n) || '%')`, " +
-      'which the `text_pattern_ops` index the migrations keep serves as a range scan for the count and the page ' +
-      '(plans in the appendix).',
+      'which the `text_pattern_ops` index the migrations keep serves as a range scan for both the count and the page ' +
+      'of the one list statement (plan in the appendix).',
     managed:
       'An unfiltered managed-only list is counted and paged from `managed_refs` (device → EndpointApp rows a trigger ' +
       "keeps in each write's transaction): the count reads the app's entries of that table's primary key (plus the " +
-      'devices the client owns, through `resources_owner`), and the page takes the first ids in order from the same ' +
-      `entries and reads only those rows; then ${fmtInt(Math.min(100, r.managed))} representations are built ` +
+      'devices the client owns, through `resources_owner`), and the page, in the same statement, takes the first ids ' +
+      `in order from the same entries and reads only those rows; then ${fmtInt(Math.min(100, r.managed))} representations are built ` +
       `(${fmt(p.totalMs - sqlMs)} ms outside SQL). Plans in the appendix.`,
   };
   // The texts above describe the code measured when they were written; the plans say what this run did.
