@@ -28,20 +28,20 @@ function getById(rs: StoreResult[]): string {
     );
   });
   return [
-    'Each `GET /Users/{id}` is two statements on a pooled connection, outside an explicit transaction: the',
-    "row by primary key, then the user's groups (`group_members` joined to the group rows for their",
-    'displayName) (`ResourceService.get` → `repo.get`, then `representRows` → `repo.groupsOf`). Both are index',
-    'scans that execute in a fraction of a millisecond (appendix), so the cost is fixed per request rather than',
-    'data-dependent: request parsing, authentication, two statements through node-postgres, building and',
-    'projecting the representation. From the "cores busy" column:',
+    'Each `GET /Users/{id}` is one statement on a pooled connection, outside an explicit transaction: the',
+    "row by primary key with the user's groups as a subquery (`group_members` joined to the group rows for",
+    'their displayName) (`ResourceService.get` → `repo.get(…, withGroups)`). Its index scans execute in a',
+    'fraction of a millisecond (appendix), so the cost is fixed per request rather than data-dependent:',
+    'request parsing, authentication (one more statement for an opaque token), the statement through',
+    'node-postgres, building and projecting the representation. From the "cores busy" column:',
     '',
     ...lines,
     '',
     'With the load generator, scimd and PostgreSQL on the same few cores, those per-request CPU costs bound',
     'the throughput well below 40% of a handler that does none of this. On PGlite every statement also goes',
     'through one serialised WASM connection, so requests queue behind each other (see the p50/p99 under load).',
-    'What would help next (not done yet): reading the row and its groups in one statement (one round trip',
-    'instead of two), and a cheaper representation path (projection and serialisation are a third of the CPU).',
+    'What would help next (not done yet): a cheaper representation path (projection and serialisation are a',
+    'third of the CPU).',
   ].join('\n');
 }
 
