@@ -19,7 +19,8 @@ import { ReceiverService } from './events/outbound/receivers.ts';
 import { OutboxSignal } from './events/outbound/signal.ts';
 import { buildServer } from './http/server.ts';
 import { createServerRegistry } from './registry.ts';
-import { ConnectionService } from './sync/connections.ts';
+import { clientFor, ConnectionService } from './sync/connections.ts';
+import { FlowRunner } from './sync/engine/runner.ts';
 import { FlowService } from './sync/flows.ts';
 import type { SchemaRegistry } from './scim/schema/registry.ts';
 import { CursorCodec } from './service/cursor.ts';
@@ -81,6 +82,8 @@ export interface App {
    * `schedules` (a background worker; `reload()`, `tick(now, since)` in tests), `jit`.
    */
   syncTriggers: SyncTriggers;
+  /** The sync engine's runner: `runFlow`, `plan`, run history; `runRequestedOnce()` in tests. */
+  syncRunner: FlowRunner;
   /** Background workers, in start order (stopped in reverse). */
   workers: BackgroundWorker[];
   close(): Promise<void>;
@@ -125,6 +128,18 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   });
   const connections = new ConnectionService(db);
   const flows = new FlowService(db, registry);
+  // The sync engine: runs requested flows, one runner per flow across nodes (lease).
+  const syncRunner = new FlowRunner({
+    db,
+    service,
+    registry,
+    config,
+    tenants,
+    clientFor: (c) => clientFor(c),
+    source: { flow: (t, id) => flows.get(t, id), connection: (t, id) => connections.find(t, id) },
+    log: { error: (obj, msg) => server.log.error(obj, msg) },
+  });
+  syncTriggers.onRequest(() => syncRunner.wake());
   const server = await buildServer({
     config,
     service,
@@ -138,6 +153,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     inbound: { upstreams, intake: setIntake },
     jit: syncTriggers.jit,
     sync: { connections, flows },
+    syncRunner,
     ping: async () => {
       await db.query('SELECT 1');
     },
@@ -189,6 +205,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   );
   workers.push(applier, pollClient);
   workers.push(syncTriggers.schedules);
+  workers.push(syncRunner);
   if (config.backgroundWorkers) for (const w of workers) w.start();
   return {
     config,
@@ -212,6 +229,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     connections,
     flows,
     syncTriggers,
+    syncRunner,
     workers,
     async close() {
       for (const w of [...workers].reverse()) await w.stop();

@@ -32,6 +32,8 @@ import type { UpstreamService } from '../events/inbound/upstreams.ts';
 import { adminGuards } from './admin-guards.ts';
 import { adminUpstreamRoutes } from './admin-upstream-routes.ts';
 import { adminSyncRoutes } from './admin-sync-routes.ts';
+import { adminSyncRunRoutes } from './admin-sync-run-routes.ts';
+import type { FlowRunner } from '../sync/engine/runner.ts';
 import type { ConnectionService } from '../sync/connections.ts';
 import type { FlowService } from '../sync/flows.ts';
 import type { SigningKeys } from '../events/keys.ts';
@@ -63,6 +65,8 @@ export interface ServerDeps {
   jit?: JitService;
   /** Sync engine configuration (admin API .../connections, .../flows); absent = no routes. */
   sync?: { connections: ConnectionService; flows: FlowService };
+  /** Sync runs (admin API .../flows/{id}/runs, .../plan); needs `sync` too. */
+  syncRunner?: FlowRunner;
 }
 
 /**
@@ -278,6 +282,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     await app.register(adminSyncRoutes({ admin: deps.admin, authenticator, peerCertificate, ...deps.sync }), {
       prefix: '/admin/v1',
     });
+  }
+
+  if (deps.sync && deps.syncRunner) {
+    await app.register(
+      adminSyncRunRoutes({
+        admin: deps.admin,
+        authenticator,
+        peerCertificate,
+        runner: deps.syncRunner,
+        flows: deps.sync.flows,
+      }),
+      { prefix: '/admin/v1' },
+    );
   }
 
   if (deps.jit) {
