@@ -200,9 +200,24 @@ export class LiveRemote implements RemoteSide {
   forget(): void {}
 }
 
-/** Every remote resource of the flow's types, read once (cursor or index paging). */
+/** The key a matching value is compared by: externalId exactly, the other keys case-insensitively. */
+function matchKey(attribute: string, value: string): string {
+  return attribute.toLowerCase() === 'externalid' ? value : value.toLowerCase();
+}
+
+/**
+ * Every remote resource of the flow's types, read once (cursor or index paging). Matching looks
+ * values up in an index per type and attribute, built on the first lookup and kept current by
+ * remember/forget: a full push into an empty remote matches each of N resources, and a scan of
+ * everything remembered so far made that O(N²) (about 5·10⁹ comparisons for 100,000 Users).
+ */
 export class LoadedRemote implements RemoteSide {
   private readonly byType = new Map<string, Map<string, ScimResource>>();
+  /** type → attribute (lower case) → match key → ids. */
+  private readonly indexes = new Map<
+    string,
+    Map<string, { attribute: string; ids: Map<string, Set<string>> }>
+  >();
 
   static async load(client: ScimClient, types: ResourceTypeConfig[]): Promise<LoadedRemote> {
     const out = new LoadedRemote();
@@ -220,19 +235,57 @@ export class LoadedRemote implements RemoteSide {
     return this.byType.get(rt.name)?.get(id);
   }
   async find(rt: ResourceTypeConfig, attribute: string, value: string): Promise<ScimResource[]> {
-    return this.all(rt).filter((r) =>
-      sameMatchValue(attribute, getPath(r as unknown as JsonObject, attribute), value),
-    );
+    const ids = this.index(rt, attribute).get(matchKey(attribute, value));
+    if (!ids) return [];
+    const m = this.byType.get(rt.name);
+    const out: ScimResource[] = [];
+    for (const id of ids) {
+      const r = m?.get(id);
+      if (r && sameMatchValue(attribute, getPath(r as unknown as JsonObject, attribute), value)) out.push(r);
+    }
+    return out;
   }
   remember(rt: ResourceTypeConfig, resource: ScimResource): void {
     if (!resource.id) return;
     let m = this.byType.get(rt.name);
     if (!m) this.byType.set(rt.name, (m = new Map()));
+    const old = m.get(resource.id);
+    if (old) this.unindex(rt, old);
     m.set(resource.id, resource);
+    for (const idx of this.indexes.get(rt.name)?.values() ?? []) addToIndex(idx, resource);
   }
   forget(rt: ResourceTypeConfig, id: string): void {
+    const old = this.byType.get(rt.name)?.get(id);
+    if (old) this.unindex(rt, old);
     this.byType.get(rt.name)?.delete(id);
   }
+
+  private index(rt: ResourceTypeConfig, attribute: string): Map<string, Set<string>> {
+    let perType = this.indexes.get(rt.name);
+    if (!perType) this.indexes.set(rt.name, (perType = new Map()));
+    let idx = perType.get(attribute.toLowerCase());
+    if (!idx) {
+      idx = { attribute, ids: new Map() };
+      for (const r of this.byType.get(rt.name)?.values() ?? []) addToIndex(idx, r);
+      perType.set(attribute.toLowerCase(), idx);
+    }
+    return idx.ids;
+  }
+  private unindex(rt: ResourceTypeConfig, resource: ScimResource): void {
+    for (const idx of this.indexes.get(rt.name)?.values() ?? []) {
+      const v = getPath(resource as unknown as JsonObject, idx.attribute);
+      if (typeof v === 'string') idx.ids.get(matchKey(idx.attribute, v))?.delete(resource.id!);
+    }
+  }
+}
+
+function addToIndex(idx: { attribute: string; ids: Map<string, Set<string>> }, resource: ScimResource): void {
+  const v = getPath(resource as unknown as JsonObject, idx.attribute);
+  if (typeof v !== 'string' || !resource.id) return;
+  const key = matchKey(idx.attribute, v);
+  let ids = idx.ids.get(key);
+  if (!ids) idx.ids.set(key, (ids = new Set()));
+  ids.add(resource.id);
 }
 
 // ---- items --------------------------------------------------------------------------------------
