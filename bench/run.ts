@@ -1,6 +1,6 @@
 /**
  * The benchmark suite (docs/benchmarks.md describes the method):
- *   npm run bench [-- --only core,auth,devices] [--store pglite|postgres|both] [--quick] [--import-only] [--docs|--no-docs]
+ *   npm run bench [-- --only core,auth,devices,events,sync] [--store pglite|postgres|both] [--quick] [--import-only] [--docs|--no-docs]
  * Runs each section on each store in turn, prints tables and (full runs) rewrites the sections it ran
  * in docs/benchmarks.md, keeping the others (lib/docs.ts).
  */
@@ -16,6 +16,14 @@ import { killAllServers, stopAllServers } from './lib/children.ts';
 import { runDevices, type DevicesResult, type DevicesSettings } from './lib/devices-suite.ts';
 import { runEvents, type EventsResult, type EventsSettings } from './lib/events-suite.ts';
 import { eventsConsole, eventsMarkdown } from './lib/report-events.ts';
+import { syncConsole, syncMarkdown } from './lib/report-sync.ts';
+import {
+  runDeltaScale,
+  runSync,
+  type DeltaScaleResult,
+  type SyncSettings,
+  type SyncStoreResult,
+} from './lib/sync-suite.ts';
 import { mergeDocs, SECTIONS, type SectionId } from './lib/docs.ts';
 import { importerPresent, runImport } from './lib/import-bench.ts';
 import { NOTES, observations } from './lib/notes.ts';
@@ -36,6 +44,10 @@ interface AllSettings {
   devicesPglite: number;
   importDevices: number;
   events: EventsSettings;
+  /** Push and pull on each store; the delta at scale on PostgreSQL (PGlite only when asked alone). */
+  sync: SyncSettings;
+  /** Users pushed and pulled on PGlite (a full run on both stores at 100,000 would take well over an hour here). */
+  syncPglite: number;
 }
 
 const FULL_CORE: Settings = {
@@ -69,6 +81,14 @@ const FULL: AllSettings = {
     lagRate: 20,
     delta: { small: 10_000, big: 1_000_000, changes: 100, samples: 50 },
   },
+  sync: {
+    users: 100_000,
+    pushChanges: 1_000,
+    pullChanges: 100,
+    sample: 50,
+    delta: { small: 10_000, big: 1_000_000, changes: 100, rounds: 5 },
+  },
+  syncPglite: 20_000,
 };
 const QUICK: AllSettings = {
   core: {
@@ -96,6 +116,14 @@ const QUICK: AllSettings = {
     lagRate: 20,
     delta: { small: 1_000, big: 20_000, changes: 100, samples: 10 },
   },
+  sync: {
+    users: 2_000,
+    pushChanges: 200,
+    pullChanges: 100,
+    sample: 20,
+    delta: { small: 1_000, big: 20_000, changes: 100, rounds: 2 },
+  },
+  syncPglite: 2_000,
 };
 
 interface Args {
@@ -128,7 +156,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-docs') docs = false;
     else
       throw new Error(
-        `unknown argument ${a} (use --only core|auth|devices|events, --store pglite|postgres|both, --quick, --import-only, --docs, --no-docs)`,
+        `unknown argument ${a} (use --only core|auth|devices|events|sync, --store pglite|postgres|both, --quick, --import-only, --docs, --no-docs)`,
       );
   }
   const stores: StoreKind[] =
@@ -137,7 +165,7 @@ function parseArgs(argv: string[]): Args {
   const sections = only === 'all' ? SECTIONS : only.split(',').map((x) => x.trim());
   const bad = sections.filter((x) => !(SECTIONS as string[]).includes(x));
   if (bad.length || sections.length === 0)
-    throw new Error(`--only takes core, auth, devices, events or all (comma-separated), got "${only}"`);
+    throw new Error(`--only takes core, auth, devices, events, sync or all (comma-separated), got "${only}"`);
   if (only !== 'all') flags.push('--only', only);
   if (stores.length === 1) flags.push('--store', stores[0]);
   if (quick) flags.push('--quick');
@@ -380,6 +408,46 @@ async function main(): Promise<void> {
     console.log(eventsConsole(results));
     if (results.length > 0)
       fresh.events = eventsMarkdown({ machine, settings: all.events, results, failures, command });
+    failed ||= failures.length > 0;
+  }
+
+  if (args.only.includes('sync')) {
+    const results: SyncStoreResult[] = [];
+    const failures: { kind: StoreKind; error: string }[] = [];
+    for (const kind of args.stores) {
+      const settings: SyncSettings = kind === 'pglite' ? { ...all.sync, users: all.syncPglite } : all.sync;
+      try {
+        // Three nodes, each with its own store of this kind: A (source), B (push target), C (pull target).
+        results.push(
+          await withScratch(kind, (a) =>
+            withScratch(kind, (b) => withScratch(kind, (c) => runSync({ a, b, c }, settings, log))),
+          ),
+        );
+      } catch (err) {
+        failures.push(failure(`${kind} sync`, err));
+      }
+    }
+    // The delta at scale: PostgreSQL (a million Users), unless only PGlite was asked for.
+    let delta: DeltaScaleResult | undefined;
+    const deltaSettings =
+      deviceStore === 'pglite'
+        ? { ...all.sync.delta, big: Math.min(all.sync.delta.big, 100_000) }
+        : all.sync.delta;
+    try {
+      delta = await withScratch(deviceStore, (source) =>
+        withScratch(deviceStore, (target) => runDeltaScale({ source, target }, deltaSettings, log)),
+      );
+    } catch (err) {
+      failures.push(failure(`${deviceStore} sync delta`, err));
+    }
+    console.log(syncConsole(results, delta));
+    // The raw figures too (the section can be rendered again from them, e.g. after a text fix).
+    writeFileSync(
+      path.join(os.tmpdir(), 'scimd-bench-sync.json'),
+      JSON.stringify({ machine, settings: all.sync, results, delta, failures, command }, null, 1),
+    );
+    if (results.length > 0 || delta)
+      fresh.sync = syncMarkdown({ machine, settings: all.sync, results, delta, failures, command });
     failed ||= failures.length > 0;
   }
 
