@@ -34,8 +34,10 @@ export interface AdminSyncRouteDeps extends AdminGuardDeps {
 
 const id = { type: 'string', minLength: 1, maxLength: 64 } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+// `type: [t, 'null']`, not anyOf: with the validator's type coercion, anyOf would turn a null
+// into 0 or "" by its first branch before trying the null one.
+const nullable = <T extends { type: string }>(s: T) => ({ ...s, type: [s.type, 'null'] });
 const object = { type: 'object' } as const;
-const nullable = <T extends object>(s: T) => ({ anyOf: [s, { type: 'null' }] });
 
 const connectionFields = {
   name,
@@ -53,11 +55,20 @@ const connectionCreate = {
   properties: { id, ...connectionFields },
 } as const;
 
+/**
+ * PATCH bodies: every field may be null in the schema; the services say which ones cannot be
+ * cleared (a null given to a non-null type would be coerced, e.g. to "", and misreported).
+ */
 const connectionPatch = {
   type: 'object',
   additionalProperties: false,
   minProperties: 1,
-  properties: connectionFields,
+  properties: {
+    ...connectionFields,
+    name: nullable(name),
+    baseUrl: nullable(connectionFields.baseUrl),
+    auth: nullable(connectionFields.auth),
+  },
 } as const;
 
 const flowFields = {
@@ -90,7 +101,9 @@ const flowPatch = {
   type: 'object',
   additionalProperties: false,
   minProperties: 1,
-  properties: flowFields,
+  properties: Object.fromEntries(
+    Object.entries(flowFields).map(([k, v]) => [k, Array.isArray(v.type) ? v : nullable(v)]),
+  ),
 } as const;
 
 const flowListQuery = {

@@ -118,6 +118,11 @@ export interface ConnectionTestResult {
     maxPageSize?: number;
   };
   resourceTypes?: { name: string; endpoint: string }[];
+  /**
+   * The credentials checked by listing one resource of the first resource type (discovery
+   * endpoints often answer without authentication).
+   */
+  access?: { endpoint: string; totalResults?: number };
 }
 
 interface ConnectionRow {
@@ -552,12 +557,11 @@ export async function testConnection(connection: Connection): Promise<Connection
   });
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
+  let found: Pick<ConnectionTestResult, 'capabilities' | 'resourceTypes'> = {};
   try {
     const discovery = await client.discover({ refresh: true });
     const caps = await client.capabilities();
-    const result: ConnectionTestResult = {
-      ok: true,
-      elapsedMs: elapsed(),
+    found = {
       capabilities: {
         filter: caps.filter,
         patch: caps.patch,
@@ -570,13 +574,22 @@ export async function testConnection(connection: Connection): Promise<Connection
       resourceTypes: discovery.resourceTypes.map((rt) => ({ name: rt.name, endpoint: rt.endpoint })),
     };
     if (caps.pagination.maxPageSize !== undefined)
-      result.capabilities!.maxPageSize = caps.pagination.maxPageSize;
+      found.capabilities!.maxPageSize = caps.pagination.maxPageSize;
+    const result: ConnectionTestResult = { ok: true, elapsedMs: 0, ...found };
+    // Discovery endpoints often answer without credentials: one listing checks them.
+    const first = discovery.resourceTypes[0];
+    if (first) {
+      const page = await client.resources(first.name).list({ count: 1, attributes: ['id'] });
+      result.access = { endpoint: first.endpoint };
+      if (page.totalResults !== undefined) result.access.totalResults = page.totalResults;
+    }
+    result.elapsedMs = elapsed();
     return result;
   } catch (err) {
     const result: ConnectionTestResult = { ok: false, elapsedMs: elapsed(), error: describeFailure(err) };
     if (err instanceof ScimClientError) result.status = err.status;
     else if (err instanceof ScimAuthError && err.status !== undefined) result.status = err.status;
-    return result;
+    return { ...result, ...found };
   } finally {
     client.close();
   }
