@@ -92,8 +92,9 @@ export interface DeltaScaleTenant {
   tenant: string;
   users: number;
   changeRows: number;
-  /** Seconds of each timed delta run (run started → finished). */
+  /** Milliseconds of the timed delta runs (run started → finished), and each of them in order. */
   runs: Summary;
+  runTimes?: number[];
   /** Client-side wall time of each run (POST … wait → answer). */
   wall: Summary;
   /** Items each run updated (must be `changes` every time). */
@@ -680,6 +681,7 @@ export async function runDeltaScale(
       users: t.users,
       changeRows: await changeRows(t.tenant),
       runs: summarize(e.runs.map((x) => x * 1000)),
+      runTimes: e.runs.map((x) => x * 1000),
       wall: summarize(e.wall.map((x) => x * 1000)),
       updated: e.updated,
       failed: e.failed,
