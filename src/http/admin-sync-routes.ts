@@ -36,7 +36,8 @@ const id = { type: 'string', minLength: 1, maxLength: 64 } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 // `type: [t, 'null']`, not anyOf: with the validator's type coercion, anyOf would turn a null
 // into 0 or "" by its first branch before trying the null one.
-const nullable = <T extends { type: string }>(s: T) => ({ ...s, type: [s.type, 'null'] });
+const nullable = <T extends { type: string; enum?: readonly string[] }>(s: T) =>
+  s.enum ? { ...s, type: [s.type, 'null'], enum: [...s.enum, null] } : { ...s, type: [s.type, 'null'] };
 const object = { type: 'object' } as const;
 
 const connectionFields = {
@@ -101,9 +102,18 @@ const flowPatch = {
   type: 'object',
   additionalProperties: false,
   minProperties: 1,
-  properties: Object.fromEntries(
-    Object.entries(flowFields).map(([k, v]) => [k, Array.isArray(v.type) ? v : nullable(v)]),
-  ),
+  properties: {
+    ...flowFields,
+    name: nullable(name),
+    connectionId: nullable(id),
+    direction: nullable(flowFields.direction),
+    mode: nullable(flowFields.mode),
+    resourceTypes: nullable(flowFields.resourceTypes),
+    onDelete: nullable(flowFields.onDelete),
+    usePut: nullable(flowFields.usePut),
+    onLocalChange: nullable(flowFields.onLocalChange),
+    enabled: nullable(flowFields.enabled),
+  },
 } as const;
 
 const flowListQuery = {
