@@ -5,7 +5,9 @@
  */
 import { Command } from 'commander';
 import { registerClient } from './client.ts';
+import { registerConnection } from './connection.ts';
 import { registerFeed } from './feed.ts';
+import { registerFlow } from './flow.ts';
 import { registerImport } from './import.ts';
 import { registerJit } from './jit.ts';
 import { registerReceiver } from './receiver.ts';
@@ -48,6 +50,8 @@ runs, use --url.`,
   registerFeed(program);
   registerReceiver(program);
   registerJit(program);
+  registerConnection(program);
+  registerFlow(program);
   return program;
 }
 
