@@ -5,7 +5,6 @@
  * read-only, and `nextRun` for a scheduled flow.
  */
 import { randomUUID } from 'node:crypto';
-import { Cron } from 'croner';
 import { bindFilter } from '../scim/filter/bind.ts';
 import { parseFilter } from '../scim/filter/parser.ts';
 import { ScimError } from '../scim/errors.ts';
@@ -13,6 +12,7 @@ import type { JsonValue } from '../scim/json.ts';
 import type { SchemaRegistry } from '../scim/schema/registry.ts';
 import type { Database, Queryable } from '../store/db.ts';
 import type { TenantSettings } from '../tenancy/settings.ts';
+import { nextScheduledRun, parseSchedule } from './triggers/schedules.ts';
 import {
   attributePath,
   bad,
@@ -189,14 +189,12 @@ function toFlow(r: FlowRow): Flow {
   return f;
 }
 
-/** When a cron expression next fires after `from`, or undefined when it never does. */
+/**
+ * When a schedule (`[TZ=<zone> ]<cron>`, UTC by default) next fires after `from`, or undefined when
+ * it never does: as the schedule trigger (src/sync/triggers/schedules.ts) reads it.
+ */
 export function nextRunOf(schedule: string, from = new Date()): Date | undefined {
-  const cron = new Cron(schedule, { paused: true });
-  try {
-    return cron.nextRun(from) ?? undefined;
-  } finally {
-    cron.stop();
-  }
+  return nextScheduledRun(schedule, from);
 }
 
 export function flowView(f: Flow, state: FlowState = {}): FlowView {
@@ -236,15 +234,11 @@ type Checked = Omit<Flow, 'tenant' | 'id' | 'created' | 'updated'>;
 
 function checkSchedule(v: unknown): string {
   const text = nonEmptyString(v, 'schedule', 200).trim();
-  let next: Date | undefined;
   try {
-    next = nextRunOf(text);
+    parseSchedule(text);
   } catch (err) {
-    throw bad(
-      `schedule is not a valid cron expression: ${(err as Error).message.replace(/^CronPattern: /, '')}`,
-    );
+    throw bad(`schedule is invalid: ${(err as Error).message.replace(/^CronPattern: /, '')}`);
   }
-  if (!next) throw bad(`schedule "${text}" never fires`);
   return text;
 }
 

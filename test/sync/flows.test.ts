@@ -15,7 +15,9 @@ const BASE = '/admin/v1/tenants/default/flows';
 const JSON_HEADERS = { 'content-type': 'application/json' };
 const ENTERPRISE = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 
-const nextRun = (expr: string) => new Cron(expr, { paused: true }).nextRun()!.toISOString();
+/** Schedules are UTC unless they start with TZ=<zone> (as the schedule trigger reads them). */
+const nextRun = (expr: string, timezone = 'UTC') =>
+  new Cron(expr, { paused: true, timezone }).nextRun()!.toISOString();
 
 describe('sync flows admin API', () => {
   let t: TestApp;
@@ -240,13 +242,17 @@ describe('sync flows admin API', () => {
       [{ ...push, onDelete: 'purge' }, 'body/onDelete must be equal to one of the allowed values'],
       [
         { ...push, schedule: 'every day' },
-        "schedule is not a valid cron expression: invalid configuration format ('every day'), exactly five, six, or seven space separated parts are required.",
+        "schedule is invalid: invalid configuration format ('every day'), exactly five, six, or seven space separated parts are required.",
+      ],
+      [{ ...push, schedule: '61 * * * *' }, 'schedule is invalid: Invalid value for minute: 61'],
+      [
+        { ...push, schedule: '0 0 31 2 *' },
+        'schedule is invalid: the schedule "0 0 31 2 *" names no future time',
       ],
       [
-        { ...push, schedule: '61 * * * *' },
-        'schedule is not a valid cron expression: Invalid value for minute: 61',
+        { ...push, schedule: 'TZ=Mars/Olympus 0 2 * * *' },
+        'schedule is invalid: unknown time zone Mars/Olympus',
       ],
-      [{ ...push, schedule: '0 0 31 2 *' }, 'schedule "0 0 31 2 *" never fires'],
       [
         { ...pull, mode: 'delta', fullEverySeconds: 59 },
         'fullEverySeconds must be an integer from 60 to 31536000',
@@ -309,7 +315,7 @@ describe('sync flows admin API', () => {
       onLocalChange: false,
       filter: null,
       mapping: null,
-      schedule: '*/15 * * * *',
+      schedule: 'TZ=Europe/Paris 0 2 * * 1-5',
       resourceTypes: ['Device', 'EndpointApp'],
     });
     assert.equal(res.status, 200, res.text);
@@ -320,8 +326,8 @@ describe('sync flows admin API', () => {
       name: 'Devices',
       mode: 'full',
       onLocalChange: false,
-      schedule: '*/15 * * * *',
-      nextRun: nextRun('*/15 * * * *'),
+      schedule: 'TZ=Europe/Paris 0 2 * * 1-5',
+      nextRun: nextRun('0 2 * * 1-5', 'Europe/Paris'),
       resourceTypes: ['Device', 'EndpointApp'],
       enabled: true,
       state: { position: '42' },
@@ -335,7 +341,7 @@ describe('sync flows admin API', () => {
     const disabled = await call('PATCH', `${BASE}/devices`, { enabled: false });
     assert.equal(disabled.status, 200, disabled.text);
     assert.equal(disabled.body.enabled, false);
-    assert.equal(disabled.body.schedule, '*/15 * * * *');
+    assert.equal(disabled.body.schedule, 'TZ=Europe/Paris 0 2 * * 1-5');
     assert.equal(disabled.body.nextRun, undefined);
 
     const errors: [unknown, string, string?][] = [
