@@ -90,6 +90,9 @@ export class TenancyRepository {
     await q.query('DELETE FROM group_members WHERE tenant_id = $1', [id]);
     await q.query('DELETE FROM resources WHERE tenant_id = $1', [id]);
     await q.query('DELETE FROM tokens WHERE tenant_id = $1', [id]);
+    // Sync flows reference their connection without a cascade (a connection in use cannot be
+    // removed); their links, runs and retries go with them.
+    await q.query('DELETE FROM sync_flows WHERE tenant_id = $1', [id]);
     return (await q.query('DELETE FROM tenants WHERE id = $1', [id])).rowCount > 0;
   }
 

@@ -420,6 +420,22 @@ describe('sync connections admin API', () => {
     assert.equal((await t.app.connections.get('acme', 'idp')).name, 'idp');
   });
 
+  test('deleting a tenant removes its connections and flows', async () => {
+    await t.app.admin.createTenant({ id: 'gone' });
+    await t.app.connections.create('gone', { id: 'c', baseUrl: 'https://c.example' });
+    await t.app.flows.create('gone', {
+      id: 'f',
+      connectionId: 'c',
+      direction: 'push',
+      resourceTypes: ['User'],
+    });
+    assert.equal((await call('DELETE', '/admin/v1/tenants/gone')).status, 204);
+    for (const table of ['sync_connections', 'sync_flows']) {
+      const rows = await t.app.db.query(`SELECT 1 FROM ${table} WHERE tenant_id = 'gone'`);
+      assert.equal(rows.rows.length, 0, table);
+    }
+  });
+
   test('test: discovery of a real scimd; refused credentials and an unreachable URL are answers, not 500s', async () => {
     for (const userName of ['a', 'b']) {
       const u = await remote.request('POST', '/scim/v2/Users', {
