@@ -31,6 +31,7 @@ import type {
 import { tenantOption } from './client.ts';
 import { readFileOption } from './connection.ts';
 import { addConnectionOptions, type ConnectionOptions } from './context.ts';
+import { registerFlowRuns } from './flow-run.ts';
 import { CliError, details, emit, table } from './output.ts';
 import { collectList } from './parse.ts';
 import { withSync } from './sync-api.ts';
@@ -392,7 +393,7 @@ export function registerFlow(program: Command): Command {
     );
   });
 
-  // ---- further subcommands: the sync engine's run, plan and history register here, as
-  //      registerFlowRuns(flow);  with  import { registerFlowRuns } from './flow-runs.ts';
+  // The sync engine's run, plan and history (src/cli/flow-run.ts).
+  registerFlowRuns(flow);
   return flow;
 }

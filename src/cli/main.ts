@@ -15,6 +15,7 @@ import { errorMessage } from './output.ts';
 import { registerServe } from './serve.ts';
 import { registerTenant } from './tenant.ts';
 import { registerToken } from './token.ts';
+import { registerTransfer } from './transfer.ts';
 import { registerUpstream } from './upstream.ts';
 
 function buildProgram(): Command {
@@ -52,6 +53,7 @@ runs, use --url.`,
   registerJit(program);
   registerConnection(program);
   registerFlow(program);
+  registerTransfer(program);
   return program;
 }
 

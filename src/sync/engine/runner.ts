@@ -65,6 +65,12 @@ export interface RunOptions {
   dryRun?: boolean;
   /** Compare every resource in scope whatever the flow's mode (reconciliation apply). */
   full?: boolean;
+  /**
+   * Called in this process whenever the run's progress moves (an item recorded or skipped, the
+   * total grown), with the counts so far: the CLI's progress bar in direct mode. Must not throw;
+   * it is not persisted (the run row is, every 500 ms, for other processes).
+   */
+  onProgress?: (done: number, total: number | undefined) => void;
 }
 
 export interface RunCounts {
@@ -371,6 +377,7 @@ export class FlowRunner implements BackgroundWorker {
         else if (item.action === 'delete' || item.action === 'deactivate') counts.deleted++;
         else counts.skipped++;
         done++;
+        opts.onProgress?.(done, total);
         await db.query(
           `INSERT INTO sync_run_items (tenant_id, flow_id, run_id, seq, resource_type, local_id, remote_id, action,
                                        outcome, attributes, error)
@@ -393,9 +400,11 @@ export class FlowRunner implements BackgroundWorker {
       skipped(n = 1) {
         counts.skipped += n;
         done += n;
+        opts.onProgress?.(done, total);
       },
       addTotal(n) {
         total = (total ?? 0) + n;
+        opts.onProgress?.(done, total);
       },
       checkpoint: async () => {
         await this.opts.onCheckpoint?.(done);
