@@ -74,6 +74,9 @@ export interface RunFigure {
   counts: RunCounts;
   /** Cores busy on average during the run: the node running the flow, the other node, PostgreSQL. */
   cpu: { runner: number; other: number; postgres: number };
+  /** The slowest answer of the flow node's admin API to a poll during the run, and polls that failed. */
+  slowestPollMs?: number;
+  failedPolls?: number;
   /** The target's checks after the run (each "ok: ..." or the failure). */
   checks: string[];
 }
@@ -233,9 +236,19 @@ async function runFlow(
   const id = started.body.id as string;
   let run: Json = started.body;
   let lastLog = performance.now();
+  let slowestPoll = 0;
+  let failedPolls = 0;
   while (run.state === 'running') {
     await sleep(200);
-    run = (await runner.call('GET', `${base}/${id}?count=1`)).body;
+    const p0 = performance.now();
+    try {
+      run = (await runner.call('GET', `${base}/${id}?count=1`)).body;
+    } catch (err) {
+      // A node too busy to answer (the client gives up after 300 s): noted, and asked again.
+      if (++failedPolls > 5) throw err;
+      log(`    ${label}: poll failed after ${fmtSeconds(performance.now() - p0)}: ${String(err)}`);
+    }
+    slowestPoll = Math.max(slowestPoll, performance.now() - p0);
     if (performance.now() - lastLog > 15_000) {
       lastLog = performance.now();
       log(`    ${label}: ${String(run.done)}/${String(run.total ?? '?')} at ${String(run.rate)}/s`);
@@ -256,8 +269,12 @@ async function runFlow(
     state: run.state as string,
     counts: run.counts as RunCounts,
     cpu: { runner: a.server, other: b.server, postgres: a.postgres },
+    slowestPollMs: slowestPoll,
+    failedPolls,
   };
 }
+
+const fmtSeconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function expectRun(r: Omit<RunFigure, 'checks'>, counts: Partial<RunCounts>): string {
   check(r.state === 'succeeded', `${r.label}: run state ${r.state} (succeeded)`);
