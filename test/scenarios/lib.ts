@@ -282,10 +282,13 @@ export function content(r: Json): Json {
 }
 
 /** `by(list, 'userName')`: a map from the key to the resource, asserting the key is unique. */
-export function by(list: Json[], key: string): Map<string, Json> {
+export function by(list: Json[], key: string | ((r: Json) => string)): Map<string, Json> {
   const m = new Map<string, Json>();
   for (const r of list) {
-    const k = String(key.split('.').reduce<unknown>((o, p) => (o as Json)?.[p], r));
+    const k =
+      typeof key === 'function'
+        ? key(r)
+        : String(key.split('.').reduce<unknown>((o, p) => (o as Json)?.[p], r));
     assert.ok(!m.has(k), `duplicate ${key} ${k}`);
     m.set(k, r);
   }
@@ -294,4 +297,18 @@ export function by(list: Json[], key: string): Map<string, Json> {
 
 export function sorted(values: Iterable<string>): string[] {
   return [...values].sort();
+}
+
+/**
+ * Starts several nodes at once. When one fails to start, the others are stopped before the error
+ * is thrown (a process left running would keep the test file from ending).
+ */
+export async function startNodes(...starts: Promise<Node>[]): Promise<Node[]> {
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.close() : undefined)));
+    throw failed.reason;
+  }
+  return settled.map((s) => (s as PromiseFulfilledResult<Node>).value);
 }
