@@ -345,7 +345,7 @@ export async function reportRun(api: RunsApi, run: RunView, json: boolean | unde
     const failures = items.filter((i) => i.outcome === 'failed');
     for (const i of failures.slice(0, FAILURES_ON_STDERR))
       process.stderr.write(
-        `scimd: ${i.action} ${i.resourceType} ${i.localId ?? '-'} / ${i.remoteId ?? '-'} failed: ${i.error ?? ''}\n`,
+        `scimd: ${i.resourceType} ${i.localId ?? '-'} / ${i.remoteId ?? '-'}: ${i.error ?? 'failed'}\n`,
       );
     if (failures.length > FAILURES_ON_STDERR)
       process.stderr.write(

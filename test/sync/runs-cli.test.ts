@@ -53,14 +53,14 @@ async function createUser(app: App, userName: string, displayName: string): Prom
   return (JSON.parse(res.body) as { id: string }).id;
 }
 
-async function patchDisplayName(app: App, id: string, value: string): Promise<void> {
+async function replace(app: App, id: string, path: string, value: string): Promise<void> {
   const res = await app.server.inject({
     method: 'PATCH',
     url: `/scim/v2/Users/${id}`,
     headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/scim+json' },
     payload: JSON.stringify({
       schemas: [PATCH],
-      Operations: [{ op: 'replace', path: 'displayName', value }],
+      Operations: [{ op: 'replace', path, value }],
     }),
   });
   assert.equal(res.statusCode, 200, res.body);
@@ -101,7 +101,8 @@ const strip = (r: RunView) => {
 
 /**
  * The scenario on either mode: `run(args)` runs the CLI, `localUsers()` reads the local side.
- * Returns the runs made (for the secrets check by the caller).
+ * `whole`: every command (remote mode, about 0.5 s a start); without it the ones with their own
+ * direct-mode code (each direct start opens the store: about 3 s on the embedded one).
  */
 async function scenario(
   run: (args: string[]) => Promise<Run>,
@@ -109,23 +110,10 @@ async function scenario(
   ids: Record<string, string>,
   localUsers: () => Promise<Stored[]>,
   trigger: 'manual' | 'api',
+  /** Remote mode: the local node, in this process (the whole scenario runs). */
+  local?: App,
 ): Promise<void> {
-  // Dry run first: three creates, nothing written remotely.
-  const dry = parsed<Plan>(await run(['flow', 'run', 'push', '--dry-run', '--json']));
-  assert.equal(dry.run.dryRun, true);
-  assert.deepEqual(
-    dry.creates
-      .map((c) => [c.resourceType, c.localId, c.attributes.find((a) => a.path === 'userName')?.local])
-      .sort((a, b) => String(a[2]).localeCompare(String(b[2]))),
-    [
-      ['User', ids['cli-1'], 'cli-1'],
-      ['User', ids['cli-2'], 'cli-2'],
-      ['User', ids['cli-3'], 'cli-3'],
-    ],
-  );
-  assert.deepEqual([dry.updates, dry.deletes, dry.links, dry.failed], [[], [], [], []]);
-  assert.deepEqual(await users(remote.app), []);
-
+  const whole = local !== undefined;
   // The run: the three users on the remote.
   const first = parsed<RunView>(await run(['flow', 'run', 'push', '--json']));
   assert.deepEqual(strip(first), {
@@ -150,8 +138,10 @@ async function scenario(
   );
 
   // Drift on the remote: the plan shows the one attribute to put back, exactly.
-  await patchDisplayName(remote.app, onRemote[0].id, 'Drifted');
-  const plan = parsed<Plan>(await run(['flow', 'plan', 'push', '--json']));
+  await replace(remote.app, onRemote[0].id, 'displayName', 'Drifted');
+  const plan = parsed<Plan>(
+    await run(whole ? ['flow', 'plan', 'push', '--json'] : ['flow', 'run', 'push', '--dry-run', '--json']),
+  );
   assert.equal(plan.flowId, 'push');
   assert.equal(plan.direction, 'push');
   assert.deepEqual(plan.updates, [
@@ -163,30 +153,78 @@ async function scenario(
     },
   ]);
   assert.deepEqual([plan.creates, plan.deletes, plan.failed], [[], [], []]);
-  // The same plan for people: one row per updated attribute.
-  const text = ok(await run(['flow', 'plan', 'push']));
-  assert.match(text, /^plan +0 to create, 1 to update, 0 to delete, 0 to link, 0 failed$/m);
-  assert.match(
-    text,
-    new RegExp(
-      `^update +User +${ids['cli-1']} +${onRemote[0].id} +displayName +"One" +"Drifted" +local$`,
-      'm',
-    ),
-  );
-  assert.match(text, /^ACTION +TYPE +LOCAL ID +REMOTE ID +ATTRIBUTE +LOCAL +REMOTE +OWNER$/m);
+  if (whole) {
+    // The same plan for people: one row per updated attribute.
+    const text = ok(await run(['flow', 'plan', 'push']));
+    assert.match(text, /^plan +0 to create, 1 to update, 0 to delete, 0 to link, 0 failed$/m);
+    assert.match(
+      text,
+      new RegExp(
+        `^update +User +${ids['cli-1']} +${onRemote[0].id} +displayName +"One" +"Drifted" +local$`,
+        'm',
+      ),
+    );
+    assert.match(text, /^ACTION +TYPE +LOCAL ID +REMOTE ID +ATTRIBUTE +LOCAL +REMOTE +OWNER$/m);
+  }
 
   // History, newest first, with exact counts; one run with its items.
   const history = parsed<RunView[]>(await run(['flow', 'history', 'push', '--json']));
+  const drift = [true, 'succeeded', trigger, 0, 1, 2, 3];
   assert.deepEqual(
-    history.map((r) => [r.dryRun, r.state, r.trigger, r.counts.created, r.counts.updated, r.done]),
+    history.map((r) => [
+      r.dryRun,
+      r.state,
+      r.trigger,
+      r.counts.created,
+      r.counts.updated,
+      r.counts.skipped,
+      r.done,
+    ]),
+    whole
+      ? [drift, drift, [false, 'succeeded', trigger, 3, 0, 0, 3]]
+      : [drift, [false, 'succeeded', trigger, 3, 0, 0, 3]],
+  );
+  assert.equal(history[whole ? 2 : 1].id, first.id);
+  assert.equal(history[whole ? 1 : 0].id, plan.run.id);
+  if (whole) await shownRun(run, first, ids, onRemote);
+  if (whole) {
+    // For people, with --limit: the two newest runs only.
+    const table = ok(await run(['flow', 'history', 'push', '--limit', '2']));
+    assert.equal(table.trimEnd().split('\n').length, 3);
+    assert.match(
+      table,
+      new RegExp(`^${history[1].id} +\\S+ +${trigger} +full \\(dry\\) +succeeded +3/3 +0 +1 +0 +2 +0$`, 'm'),
+    );
+    assert.match(
+      table,
+      /^RUN +STARTED +TRIGGER +MODE +STATE +DONE +CREATED +UPDATED +DELETED +SKIPPED +FAILED$/m,
+    );
+  }
+  await oneOffs(run, remote, ids, local);
+
+  // Errors: one line on stderr, exit non-zero.
+  failed(await run(['flow', 'run', 'nope']), 'No flow nope in tenant default');
+
+  // The local side of the pull, read last (direct mode: the CLI has released the store).
+  assert.deepEqual(
+    (await localUsers()).map((u) => [u.userName, u.displayName]),
     [
-      [true, 'succeeded', trigger, 0, 1, 3],
-      [true, 'succeeded', trigger, 0, 1, 3],
-      [false, 'succeeded', trigger, 3, 0, 3],
-      [true, 'succeeded', trigger, 3, 0, 3],
+      ['cli-1', 'One'],
+      ['cli-2', 'Two'],
+      ['cli-3', 'Three'],
+      [local ? 'one-1b' : 'one-1', 'Off One'],
+      ['one-2', 'Off Two'],
+      ['rem-1', 'Remote One'],
     ],
   );
-  assert.equal(history[2].id, first.id);
+}
+
+async function shownRun(
+  run: (args: string[]) => Promise<Run>,
+  first: RunView,
+  ids: Record<string, string>,
+  onRemote: Stored[],
+): Promise<void> {
   const shown = parsed<RunView & { items: RunItemView[] }>(
     await run(['flow', 'history', 'push', '--run', first.id, '--json']),
   );
@@ -205,18 +243,15 @@ async function scenario(
     ['cli-1', 'cli-2', 'cli-3'].map((u) => remoteOf.get(ids[u])),
     onRemote.map((u) => u.id),
   );
-  // For people, with --limit: the two newest runs only.
-  const table = ok(await run(['flow', 'history', 'push', '--limit', '2']));
-  assert.equal(table.trimEnd().split('\n').length, 3);
-  assert.match(
-    table,
-    new RegExp(`^${history[1].id} +\\S+ +${trigger} +full \\(dry\\) +succeeded +3/3 +0 +1 +0 +2 +0$`, 'm'),
-  );
-  assert.match(
-    table,
-    /^RUN +STARTED +TRIGGER +MODE +STATE +DONE +CREATED +UPDATED +DELETED +SKIPPED +FAILED$/m,
-  );
+}
 
+/** One-off push (twice with the local app: no duplicate) and pull. */
+async function oneOffs(
+  run: (args: string[]) => Promise<Run>,
+  remote: TestApp,
+  ids: Record<string, string>,
+  local?: App,
+): Promise<void> {
   // One-off push twice: created, then nothing more (the kept flow's links).
   const push1 = parsed<RunView>(
     await run(['push', 'remote', '--types', 'User', '--filter', 'userName sw "one-"', '--json']),
@@ -224,55 +259,26 @@ async function scenario(
   assert.equal(push1.flowId, 'oneoff-push-remote');
   assert.equal(push1.state, 'succeeded');
   assert.deepEqual(push1.counts, { created: 2, updated: 0, deleted: 0, skipped: 0, failed: 0 });
-  const push2 = parsed<RunView>(
-    await run(['push', 'remote', '--types', 'User', '--filter', 'userName sw "one-"', '--json']),
-  );
-  assert.deepEqual(push2.counts, { created: 0, updated: 0, deleted: 0, skipped: 2, failed: 0 });
+  if (local) {
+    // A rename no matching attribute would follow: the kept flow's link does (update, no duplicate).
+    await replace(local, ids['one-1'], 'userName', 'one-1b');
+    const push2 = parsed<RunView>(
+      await run(['push', 'remote', '--types', 'User', '--filter', 'userName sw "one-"', '--json']),
+    );
+    assert.deepEqual(push2.counts, { created: 0, updated: 1, deleted: 0, skipped: 1, failed: 0 });
+  }
   assert.deepEqual(
     (await users(remote.app)).map((u) => u.userName),
-    ['cli-1', 'cli-2', 'cli-3', 'one-1', 'one-2'],
+    ['cli-1', 'cli-2', 'cli-3', local ? 'one-1b' : 'one-1', 'one-2'],
   );
 
-  // One-off pull twice of a remote-only user.
+  // One-off pull of a remote-only user.
   await createUser(remote.app, 'rem-1', 'Remote One');
   const pull1 = parsed<RunView>(
     await run(['pull', 'remote', '--types', 'User', '--filter', 'userName sw "rem-"', '--json']),
   );
   assert.equal(pull1.flowId, 'oneoff-pull-remote');
   assert.deepEqual(pull1.counts, { created: 1, updated: 0, deleted: 0, skipped: 0, failed: 0 });
-  const pull2 = parsed<RunView>(
-    await run(['pull', 'remote', '--types', 'User', '--filter', 'userName sw "rem-"', '--json']),
-  );
-  assert.equal(pull2.state, 'succeeded');
-  assert.deepEqual(pull2.counts, { created: 0, updated: 0, deleted: 0, skipped: 1, failed: 0 });
-  // The one-off flows stay, disabled, with the options of the last transfer.
-  const flows = parsed<{ id: string; enabled: boolean; onDelete: string; filter?: string }[]>(
-    await run(['flow', 'list', '--json']),
-  );
-  assert.deepEqual(
-    flows.map((f) => [f.id, f.enabled, f.onDelete, f.filter]),
-    [
-      ['push', true, 'delete', 'userName sw "cli-"'],
-      ['oneoff-push-remote', false, 'ignore', 'userName sw "one-"'],
-      ['oneoff-pull-remote', false, 'ignore', 'userName sw "rem-"'],
-    ],
-  );
-
-  // Errors: one line on stderr, exit non-zero.
-  failed(await run(['flow', 'run', 'nope']), 'No flow nope in tenant default');
-
-  // The local side of the pull, read last (direct mode: the CLI has released the store).
-  assert.deepEqual(
-    (await localUsers()).map((u) => [u.userName, u.displayName]),
-    [
-      ['cli-1', 'One'],
-      ['cli-2', 'Two'],
-      ['cli-3', 'Three'],
-      ['one-1', 'Off One'],
-      ['one-2', 'Off Two'],
-      ['rem-1', 'Remote One'],
-    ],
-  );
 }
 
 describe('scimd flow run|plan|history, push|pull (CLI)', { concurrency: true }, () => {
@@ -324,8 +330,39 @@ describe('scimd flow run|plan|history, push|pull (CLI)', { concurrency: true }, 
         ids,
         () => users(local.app),
         'api',
+        local.app,
+      );
+      // The one-off flows stay, disabled, full, with the options of the last transfer.
+      assert.deepEqual(
+        (await local.app.flows.list('default')).map((f) => [f.id, f.enabled, f.mode, f.onDelete, f.filter]),
+        [
+          ['push', true, 'full', 'delete', 'userName sw "cli-"'],
+          ['oneoff-push-remote', false, 'full', 'ignore', 'userName sw "one-"'],
+          ['oneoff-pull-remote', false, 'full', 'ignore', 'userName sw "rem-"'],
+        ],
       );
       const run = (args: string[]) => scimd(args, env);
+      // A partial run: the remote refuses the one user (a mapping sets a non-boolean active);
+      // exit code 2, the run on stdout, the failed item on stderr.
+      const badId = await createUser(local.app, 'bad-1', 'Bad');
+      await local.app.flows.create('default', {
+        id: 'bad',
+        connectionId: 'remote',
+        direction: 'push',
+        mode: 'full',
+        resourceTypes: ['User'],
+        filter: 'userName eq "bad-1"',
+        mapping: { rules: [{ set: 'active', value: 'yes' }] },
+      });
+      const partial = await run(['flow', 'run', 'bad', '--json']);
+      assert.equal(partial.code, 2, partial.stderr);
+      const partialRun = JSON.parse(partial.stdout) as RunView;
+      assert.equal(partialRun.state, 'partial');
+      assert.deepEqual(partialRun.counts, { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 1 });
+      assert.equal(
+        partial.stderr,
+        `scimd: User ${badId} / -: remote POST answered 400 invalidValue: Attribute "active": expected boolean, got string "yes"\n`,
+      );
       failed(
         await run(['flow', 'history', 'push', '--run', 'no-such-run']),
         'No run no-such-run of flow push',
