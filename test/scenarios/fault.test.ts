@@ -32,10 +32,11 @@ import {
 
 const JUST_WORKS = 'urn:ietf:params:scim:schemas:extension:pairingJustWorks:2.0:Device';
 /**
- * 10,000 devices: about 4 minutes here (the engine pushes one resource at a time, ~40-80 a second
- * on this 2-core machine); SCIMD_FAULT_DEVICES sets a smaller number for a quick run.
+ * The use case asks for 10,000 devices: SCIMD_FAULT_DEVICES=10000 (about 4 minutes on PostgreSQL
+ * and over 10 on the embedded store on this 2-core machine: the engine pushes one resource at a
+ * time, see docs/use-cases.md). `npm test` runs 1,000 so the file stays within a minute.
  */
-const N = Number(process.env.SCIMD_FAULT_DEVICES ?? 10_000);
+const N = Number(process.env.SCIMD_FAULT_DEVICES ?? 1_000);
 const device = (i: number): Json => ({
   schemas: [DEVICE, BLE],
   displayName: `Sensor ${i}`,
@@ -58,7 +59,7 @@ after(async () => {
 
 test(
   `fault: the downstream is killed in the middle of a ${N}-device push; the next run converges with no duplicates`,
-  { timeout: 900_000 },
+  { timeout: 590_000 },
   async () => {
     const token = await addClient(downstream, 'default', 'source', ['Device:read', 'Device:write']);
     await addConnection(source, 'default', 'downstream', downstream.scim('default'), token);
@@ -71,17 +72,18 @@ test(
     });
     // The flow's first run starts its change-log position (nothing to push yet) ...
     await runOk(source, 'default', 'devices', { created: 0 });
-    // ... then the manufacturer's 10,000 devices arrive at the source, 1,000 per Bulk request.
+    // ... then the devices arrive at the source, up to 1,000 per Bulk request.
     for (let start = 0; start < N; start += 1000) {
       const Operations = [];
-      for (let i = start; i < start + 1000; i++) {
+      const end = Math.min(N, start + 1000);
+      for (let i = start; i < end; i++) {
         Operations.push({ method: 'POST', path: '/Devices', bulkId: `d${i}`, data: device(i) });
       }
       const res = await ok('POST', `${source.scim('default')}/Bulk`, source.adminToken, {
         schemas: [BULK],
         Operations,
       });
-      assert.equal((res.Operations as Json[]).filter((o) => o.status === '201').length, 1000);
+      assert.equal((res.Operations as Json[]).filter((o) => o.status === '201').length, end - start);
     }
     // Start the run without waiting, watch its progress, kill the downstream at about a third.
     const started = await ok(
