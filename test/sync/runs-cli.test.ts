@@ -281,6 +281,34 @@ async function oneOffs(
   assert.deepEqual(pull1.counts, { created: 1, updated: 0, deleted: 0, skipped: 0, failed: 0 });
 }
 
+/** A flow the remote refuses for its one user (a mapping sets a non-boolean active). */
+async function seedBad(app: App): Promise<string> {
+  const id = await createUser(app, 'bad-1', 'Bad');
+  await app.flows.create('default', {
+    id: 'bad',
+    connectionId: 'remote',
+    direction: 'push',
+    mode: 'full',
+    resourceTypes: ['User'],
+    filter: 'userName eq "bad-1"',
+    mapping: { rules: [{ set: 'active', value: 'yes' }] },
+  });
+  return id;
+}
+
+/** The partial run: exit code 2, the run on stdout, the failed item on stderr. */
+async function partialRun(run: (args: string[]) => Promise<Run>, badId: string): Promise<void> {
+  const partial = await run(['flow', 'run', 'bad', '--json']);
+  assert.equal(partial.code, 2, partial.stderr);
+  const view = JSON.parse(partial.stdout) as RunView;
+  assert.equal(view.state, 'partial');
+  assert.deepEqual(view.counts, { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 1 });
+  assert.equal(
+    partial.stderr,
+    `scimd: User ${badId} / -: remote POST answered 400 invalidValue: Attribute "active": expected boolean, got string "yes"\n`,
+  );
+}
+
 describe('scimd flow run|plan|history, push|pull (CLI)', { concurrency: true }, () => {
   test('direct mode on a scratch store', { timeout: 120_000 }, async () => {
     const remote = await startTestApp({ backgroundWorkers: false });
@@ -293,6 +321,7 @@ describe('scimd flow run|plan|history, push|pull (CLI)', { concurrency: true }, 
       const remoteBase = await listen(remote);
       const local = await open();
       const ids = await seed(local, remoteBase);
+      const badId = await seedBad(local);
       await local.close();
       const env = cleanEnv(scratch ? { DATABASE_URL: scratch.url } : { SCIMD_DATA_DIR: dir });
       await scenario(
@@ -302,13 +331,15 @@ describe('scimd flow run|plan|history, push|pull (CLI)', { concurrency: true }, 
         async () => {
           const app = await open();
           try {
-            return await users(app);
+            return (await users(app)).filter((u) => u.userName !== 'bad-1');
           } finally {
             await app.close();
           }
         },
         'manual',
       );
+      // Direct mode lists a partial run's failures from the store.
+      await partialRun((args) => scimd(args, env), badId);
     } finally {
       await remote.close();
       await scratch?.drop();
@@ -342,27 +373,6 @@ describe('scimd flow run|plan|history, push|pull (CLI)', { concurrency: true }, 
         ],
       );
       const run = (args: string[]) => scimd(args, env);
-      // A partial run: the remote refuses the one user (a mapping sets a non-boolean active);
-      // exit code 2, the run on stdout, the failed item on stderr.
-      const badId = await createUser(local.app, 'bad-1', 'Bad');
-      await local.app.flows.create('default', {
-        id: 'bad',
-        connectionId: 'remote',
-        direction: 'push',
-        mode: 'full',
-        resourceTypes: ['User'],
-        filter: 'userName eq "bad-1"',
-        mapping: { rules: [{ set: 'active', value: 'yes' }] },
-      });
-      const partial = await run(['flow', 'run', 'bad', '--json']);
-      assert.equal(partial.code, 2, partial.stderr);
-      const partialRun = JSON.parse(partial.stdout) as RunView;
-      assert.equal(partialRun.state, 'partial');
-      assert.deepEqual(partialRun.counts, { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 1 });
-      assert.equal(
-        partial.stderr,
-        `scimd: User ${badId} / -: remote POST answered 400 invalidValue: Attribute "active": expected boolean, got string "yes"\n`,
-      );
       failed(
         await run(['flow', 'history', 'push', '--run', 'no-such-run']),
         'No run no-such-run of flow push',
