@@ -243,6 +243,8 @@ export function progressBar(label: string, json: boolean | undefined): { update:
   let started = false;
   return {
     update(done, total) {
+      // Not before the engine knows something: a bar of 0/0 is drawn full.
+      if (!started && !total && done === 0) return;
       if (!started) {
         bar.start(total ?? 0, done);
         started = true;
