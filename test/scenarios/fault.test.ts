@@ -32,7 +32,7 @@ import {
 
 const JUST_WORKS = 'urn:ietf:params:scim:schemas:extension:pairingJustWorks:2.0:Device';
 /**
- * The use case asks for 10,000 devices: SCIMD_FAULT_DEVICES=10000 (about 4 minutes on PostgreSQL
+ * The use case asks for 10,000 devices: SCIMD_FAULT_DEVICES=10000 (4-6 minutes on PostgreSQL
  * and over 10 on the embedded store on this 2-core machine: the engine pushes one resource at a
  * time, see docs/use-cases.md). `npm test` runs 1,000 so the file stays within a minute.
  */
