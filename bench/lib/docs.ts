@@ -28,7 +28,7 @@ export function intro(): string {
     '## How to run',
     '',
     '```sh',
-    'npm run bench                          # every section, both stores (~25-35 minutes); rewrites this file',
+    'npm run bench                          # every section, both stores (~25-35 minutes, ~30 more with sync); rewrites this file',
     'npm run bench -- --only core           # one section: core | auth | devices | events | sync (comma-separated)',
     'npm run bench -- --store postgres      # or --store pglite (devices: PostgreSQL unless --store pglite)',
     'npm run bench -- --quick               # smoke run: small data, 3 s load runs; prints only',
