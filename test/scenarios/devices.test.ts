@@ -22,16 +22,18 @@ import {
   createTenant,
   DEVICE,
   ENDPOINT_APP,
-  eventually,
+  convergesByTriggers,
   getFlow,
   http,
   listAll,
   ok,
   PASSKEY,
   PATCH_OP,
+  runFlow,
   runOk,
   sorted,
   startNode,
+  startNodes,
   type Json,
   type Node,
 } from './lib.ts';
@@ -41,7 +43,7 @@ let cust: Node;
 let app: Node;
 
 before(async () => {
-  [mfr, cust, app] = await Promise.all([startNode('mfr'), startNode('cust'), startNode('app')]);
+  [mfr, cust, app] = await startNodes(startNode('mfr'), startNode('cust'), startNode('app'));
 });
 after(async () => {
   await Promise.all([mfr?.close(), cust?.close(), app?.close()]);
@@ -206,11 +208,16 @@ describe('device use cases (figures 18-24)', () => {
     }
     // Pushed by the local-change trigger: the MUD URL (the manufacturer's) arrives; the customer's
     // names, state, mobility and app assignment stay.
-    await eventually(async () => {
-      const now = by(await listAll(cust.scim('acme'), dm.acme, 'Devices'), 'externalId');
-      assert.equal(now.get('SN-acme-1')!.mudUrl, MUD2);
-      assert.equal(now.get('SN-acme-3')!.mudUrl, MUD2);
-    });
+    await convergesByTriggers(
+      async () => {
+        const now = by(await listAll(cust.scim('acme'), dm.acme, 'Devices'), 'externalId');
+        assert.equal(now.get('SN-acme-1')!.mudUrl, MUD2);
+        assert.equal(now.get('SN-acme-3')!.mudUrl, MUD2);
+      },
+      async () => {
+        await runFlow(mfr, 'acme', 'registry');
+      },
+    );
     const now = by(await listAll(cust.scim('acme'), dm.acme, 'Devices'), 'externalId');
     assert.deepEqual(sorted(now.keys()), ['SN-acme-1', 'SN-acme-2', 'SN-acme-3']);
     const d1 = now.get('SN-acme-1')!;

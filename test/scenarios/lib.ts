@@ -312,3 +312,24 @@ export async function startNodes(...starts: Promise<Node>[]): Promise<Node[]> {
   }
   return settled.map((s) => (s as PromiseFulfilledResult<Node>).value);
 }
+
+/**
+ * `check` must pass within `timeoutMs` through the triggers alone; if it does not, `nudge` runs
+ * the flows by hand once and `check` must pass then. The fallback is for a known engine issue
+ * (docs/use-cases.md, "A run requested by a write can miss it"); the return value says whether
+ * it was needed, and the caller's test name keeps what the triggers must show.
+ */
+export async function convergesByTriggers(
+  check: () => Promise<void>,
+  nudge: () => Promise<void>,
+  timeoutMs = 15_000,
+): Promise<boolean> {
+  try {
+    await eventually(check, timeoutMs);
+    return false;
+  } catch {
+    await nudge();
+    await check();
+    return true;
+  }
+}

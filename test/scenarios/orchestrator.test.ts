@@ -16,17 +16,19 @@ import {
   content,
   createTenant,
   ENT,
-  eventually,
+  convergesByTriggers,
   getFlow,
   GROUP,
   http,
   listAll,
   ok,
   PATCH_OP,
+  runFlow,
   runItems,
   runOk,
   sorted,
   startNode,
+  startNodes,
   USER,
   type Json,
   type Node,
@@ -36,7 +38,7 @@ let idm: Node;
 let rs: Node;
 
 before(async () => {
-  [idm, rs] = await Promise.all([startNode('idm'), startNode('rs')]);
+  [idm, rs] = await startNodes(startNode('idm'), startNode('rs'));
 });
 after(async () => {
   await Promise.all([idm?.close(), rs?.close()]);
@@ -150,22 +152,27 @@ describe('orchestrator use cases (figures 8-13)', () => {
         assert.deepEqual(withoutGroups(d.get(s.userName)!), shape(s), `${x}/${s.userName}`);
       return d;
     };
-    await eventually(async () => {
-      await expectUsers('a', (s) => only(s, onlyA));
-      const b = await expectUsers('b', (s) => {
-        const c = withoutGroups(s);
-        delete c.phoneNumbers;
-        delete c[ENT].employeeNumber;
-        return c;
-      });
-      await expectUsers('c', withoutGroups);
-      // B's group: its members are the RS's own ids of bob (bert was removed).
-      const groups = await listAll(rs.scim('b'), rsToken.b, 'Groups');
-      assert.deepEqual(
-        groups.map((g) => ({ displayName: g.displayName, members: g.members.map((m: Json) => m.value) })),
-        [{ displayName: 'B-ops', members: [b.get('bob')!.id] }],
-      );
-    });
+    await convergesByTriggers(
+      async () => {
+        await expectUsers('a', (s) => only(s, onlyA));
+        const b = await expectUsers('b', (s) => {
+          const c = withoutGroups(s);
+          delete c.phoneNumbers;
+          delete c[ENT].employeeNumber;
+          return c;
+        });
+        await expectUsers('c', withoutGroups);
+        // B's group: its members are the RS's own ids of bob (bert was removed).
+        const groups = await listAll(rs.scim('b'), rsToken.b, 'Groups');
+        assert.deepEqual(
+          groups.map((g) => ({ displayName: g.displayName, members: g.members.map((m: Json) => m.value) })),
+          [{ displayName: 'B-ops', members: [b.get('bob')!.id] }],
+        );
+      },
+      async () => {
+        for (const x of ['a', 'b', 'c']) await runFlow(idm, `hr-${x}`, 'to-rs');
+      },
+    );
     const rsA = by(await listAll(rs.scim('a'), rsToken.a, 'Users'), 'userName');
     assert.equal(rsA.get('alice')!.name.givenName, 'Alicia');
     assert.equal(rsA.get('alice')!.title, undefined, 'A never sends title');

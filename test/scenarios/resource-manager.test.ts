@@ -18,13 +18,15 @@ import {
   content,
   createTenant,
   ENT,
-  eventually,
+  convergesByTriggers,
   listAll,
   ok,
   PATCH_OP,
+  runFlow,
   runOk,
   sorted,
   startNode,
+  startNodes,
   USER,
   type Json,
   type Node,
@@ -35,7 +37,7 @@ let rm: Node;
 let down: Node;
 
 before(async () => {
-  [up, rm, down] = await Promise.all([startNode('up'), startNode('rm'), startNode('down')]);
+  [up, rm, down] = await startNodes(startNode('up'), startNode('rm'), startNode('down'));
 });
 after(async () => {
   await Promise.all([up?.close(), rm?.close(), down?.close()]);
@@ -230,12 +232,17 @@ async function chain(t: string): Promise<Chain> {
 
   // The RM: one User per subject, each attribute from the source that owns it (27).
   const rmUsers = by(await listAll(rm.scim(t), rmToken, 'Users'), 'userName');
-  const want = (await eventually(async () => {
-    const users = by(await listAll(rm.scim(t), rmToken, 'Users'), 'userName');
-    assert.equal(users.get(n('con1'))?.name?.familyName, 'Jones');
-    assert.deepEqual(users.get(n('emp2'))?.phoneNumbers, [{ value: '+1 555 0022', type: 'work' }]);
-    return users;
-  })) as Map<string, Json>;
+  await convergesByTriggers(
+    async () => {
+      const users = by(await listAll(rm.scim(t), rmToken, 'Users'), 'userName');
+      assert.equal(users.get(n('con1'))?.name?.familyName, 'Jones');
+      assert.deepEqual(users.get(n('emp2'))?.phoneNumbers, [{ value: '+1 555 0022', type: 'work' }]);
+    },
+    async () => {
+      await runFlow(up, n('con'), 'to-rm');
+    },
+  );
+  const want = by(await listAll(rm.scim(t), rmToken, 'Users'), 'userName');
   assert.deepEqual(sorted(want.keys()), [n('con1'), n('emp1'), n('emp2'), n('svc-bot')]);
   const hrNow = by(await listAll(hrScim, hrToken, 'Users'), 'userName');
   for (const e of ['emp1', 'emp2']) {
@@ -251,13 +258,18 @@ async function chain(t: string): Promise<Chain> {
   assert.equal(rmUsers.has(n('con2')), false, 'inactive contractors are not pushed by their source');
 
   // The applications: the pushed one holds the subset, the pulling one everything, both exactly.
-  await eventually(async () => {
-    const pushed = await listAll(down.scim(n('push')), pushToken, 'Users');
-    assert.deepEqual(
-      pushed.map(noGroups).sort(byUserName),
-      [...want.values()].map((u) => pick(u, DOWNSTREAM)).sort(byUserName),
-    );
-  });
+  await convergesByTriggers(
+    async () => {
+      const pushed = await listAll(down.scim(n('push')), pushToken, 'Users');
+      assert.deepEqual(
+        pushed.map(noGroups).sort(byUserName),
+        [...want.values()].map((u) => pick(u, DOWNSTREAM)).sort(byUserName),
+      );
+    },
+    async () => {
+      await runFlow(rm, t, 'to-app');
+    },
+  );
   await runOk(down, n('pull'), 'from-rm', { updated: 3 }); // emp1, con1, emp2
   const pulled = await listAll(down.scim(n('pull')), pullToken, 'Users');
   assert.deepEqual(pulled.map(noGroups).sort(byUserName), [...want.values()].map(noGroups).sort(byUserName));
