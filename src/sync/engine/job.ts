@@ -96,6 +96,13 @@ export interface Job {
   recorder: Recorder;
   /** Retry keys handled in this run (so a retried item is not done twice). */
   handled: Set<string>;
+  /**
+   * Set by a `changes` push that ended with committed changes of its types at or above its new
+   * position (the window ends at the oldest transaction still open anywhere in the cluster): that
+   * position. The runner requests the flow again once the log position has moved past it, so a
+   * write is not left waiting for the next trigger.
+   */
+  catchUp?: string;
 }
 
 export const syncClientId = (flowId: string): string => `sync:${flowId}`;

@@ -146,12 +146,12 @@ async function pushChanges(job: Job): Promise<void> {
   const position = job.state.position!;
   if (!job.state.window) {
     const to = await currentPosition(db);
-    if (BigInt(to) <= BigInt(position)) return;
+    if (BigInt(to) <= BigInt(position)) return noteCatchUp(job, position, names);
     const bounds = await windowBounds(db, job.flow.tenant, position, to, names);
     if (!bounds) {
       job.state.position = to;
       await job.saveState();
-      return;
+      return noteCatchUp(job, to, names);
     }
     job.state.window = { to, after: bounds.lo - 1, hi: bounds.hi };
     await job.saveState();
@@ -184,6 +184,21 @@ async function pushChanges(job: Job): Promise<void> {
   job.state.position = w.to;
   job.state.window = undefined;
   await job.saveState();
+  await noteCatchUp(job, w.to, names);
+}
+
+/**
+ * Changes committed at or above the position a run ends at (a transaction open anywhere when the
+ * window was taken held the position back) are the next window's: job.catchUp has the runner
+ * come back for them once the position has moved on.
+ */
+async function noteCatchUp(job: Job, position: string, names: string[]): Promise<void> {
+  const pending = await job.deps.db.query<{ pending: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM changes WHERE tenant_id = $1 AND txid >= $2::xid8
+       AND resource_type = ANY($3::text[])) AS pending`,
+    [job.flow.tenant, position, names],
+  );
+  if (pending.rows[0].pending) job.catchUp = position;
 }
 
 /** Pushes one local resource (undefined = gone): create, update, onDelete, or nothing. */

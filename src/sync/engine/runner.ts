@@ -39,6 +39,8 @@ import { LinkStore } from './links.ts';
 import { runPull } from './pull.ts';
 import { runPush } from './push.ts';
 import { toPlan, type Plan } from './reconcile.ts';
+import { requestRun } from '../triggers/requests.ts';
+import { currentPosition } from '../../store/changes.ts';
 
 /** Where the runner finds flows and connections (FlowService / ConnectionService, or a test's). */
 export interface FlowSource {
@@ -192,12 +194,17 @@ const SWEEP_SQL = `WITH dead AS (
    WHERE f.tenant_id = d.tenant_id AND f.id = d.flow_id AND NOT d.dry_run AND f.enabled
   RETURNING f.id`;
 
+/** How often a flow waiting to catch up checks whether the log position has moved on (catchUpLater). */
+const CATCH_UP_MS = 500;
+
 export class FlowRunner implements BackgroundWorker {
   readonly name = 'sync-runner';
   readonly node: string;
   private readonly leaseMs: number;
   private readonly intervalMs: number;
   private readonly running = new Map<string, Promise<RunView>>();
+  /** Pending catch-up requests (catchUpLater), cleared by stop(). */
+  private readonly catchUps = new Set<NodeJS.Timeout>();
   private stopping = new AbortController();
   private loop?: Promise<void>;
   private wakeUp?: () => void;
@@ -222,10 +229,35 @@ export class FlowRunner implements BackgroundWorker {
 
   async stop(): Promise<void> {
     this.stopping.abort();
+    for (const t of this.catchUps) clearTimeout(t);
+    this.catchUps.clear();
     this.wakeUp?.();
     await this.loop;
     this.loop = undefined;
     await Promise.allSettled([...this.running.values()]);
+  }
+
+  /**
+   * A `changes` push that left committed changes above its position (job.catchUp) is requested
+   * again once the log position has moved past that position (checked every CATCH_UP_MS): then the
+   * next window holds those changes. While a long transaction holds the position back, only this
+   * cheap check repeats, no run.
+   */
+  private catchUpLater(tenant: string, flowId: string, position: string): void {
+    if (this.stopping.signal.aborted) return;
+    const timer = setTimeout(() => {
+      this.catchUps.delete(timer);
+      currentPosition(this.db)
+        .then(async (now) => {
+          if (BigInt(now) <= BigInt(position)) return this.catchUpLater(tenant, flowId, position);
+          if (await requestRun(this.db, tenant, flowId, 'change')) this.wake();
+        })
+        .catch((err: unknown) =>
+          this.opts.log?.error({ tenant, flow: flowId, err: errorText(err) }, 'sync catch-up request failed'),
+        );
+    }, CATCH_UP_MS);
+    timer.unref();
+    this.catchUps.add(timer);
   }
 
   /** Looks for requested flows now (triggers of this node call it after storing a request). */
@@ -492,6 +524,7 @@ export class FlowRunner implements BackgroundWorker {
             ],
           );
           await this.release(tenant, flowId);
+          if (job.catchUp !== undefined && !dryRun) this.catchUpLater(tenant, flowId, job.catchUp);
         }
       } catch (e) {
         this.opts.log?.error({ tenant, flow: flowId, err: errorText(e) }, 'sync run could not be finished');
