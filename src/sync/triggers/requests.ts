@@ -7,7 +7,9 @@
  * (every node's cron fires) make one run.
  *
  * Idempotent: a request while one is pending keeps the pending one (its time and its trigger):
- * `run_requested = COALESCE(run_requested, clock_timestamp())`. Only enabled flows are requested.
+ * `run_requested = COALESCE(run_requested, statement_timestamp())`. Only enabled flows are requested.
+ * The flows of one request get one time (statement_timestamp(); clock_timestamp() is read again for
+ * each row, so flows requested together could differ by a moment).
  */
 import type { Queryable } from '../../store/db.ts';
 import type { RunTrigger } from '../types.ts';
@@ -23,7 +25,7 @@ export interface FlowRef {
 
 const REQUEST_SQL = `UPDATE sync_flows
     SET run_requested_trigger = CASE WHEN run_requested IS NULL THEN $3 ELSE run_requested_trigger END,
-        run_requested = COALESCE(run_requested, clock_timestamp())
+        run_requested = COALESCE(run_requested, statement_timestamp())
   WHERE tenant_id = $1 AND id = ANY($2::text[]) AND enabled
   RETURNING id`;
 
