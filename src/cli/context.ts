@@ -16,7 +16,8 @@ import {
 } from '../admin/service.ts';
 import { createServerRegistry } from '../registry.ts';
 import type { Database } from '../store/db.ts';
-import { openDatabase, StoreBusyError } from '../store/open.ts';
+import { openDatabase, StoreBusyError, type StoreOptions } from '../store/open.ts';
+import type { SchemaRegistry } from '../scim/schema/registry.ts';
 import { TenantDirectory } from '../tenancy/directory.ts';
 import type { TenantSettings } from '../tenancy/settings.ts';
 import { adminHttp, type AdminCall } from './admin-http.ts';
@@ -182,23 +183,36 @@ class RemoteAdmin implements AdminApi {
   async close() {}
 }
 
-export async function openAdmin(opts: ConnectionOptions): Promise<AdminApi> {
-  if (opts.url) {
-    const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
-    if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
-    return new RemoteAdmin(opts.url, token);
-  }
-  const dataDir = opts.dataDir ?? './data';
-  const registry = createServerRegistry();
-  let db;
+/** The admin bearer token of remote mode (--url): --token (SCIMD_TOKEN), else SCIMD_ADMIN_TOKEN. */
+export function remoteToken(opts: ConnectionOptions): string {
+  const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
+  if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
+  return token;
+}
+
+/**
+ * Opens the store for a direct-mode command (the admin commands, feed, receiver, upstream,
+ * connection, flow, jit). An embedded store held by a running server is a CLI error pointing to
+ * remote mode.
+ */
+export async function openStore(
+  store: StoreOptions,
+  registry: SchemaRegistry = createServerRegistry(),
+): Promise<Database> {
   try {
-    db = await openDatabase({ databaseUrl: opts.databaseUrl, dataDir }, registry);
+    return await openDatabase(store, registry);
   } catch (err) {
     if (err instanceof StoreBusyError) {
       throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
     }
     throw err;
   }
+}
+
+export async function openAdmin(opts: ConnectionOptions): Promise<AdminApi> {
+  if (opts.url) return new RemoteAdmin(opts.url, remoteToken(opts));
+  const registry = createServerRegistry();
+  const db = await openStore({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' }, registry);
   return new DirectAdmin(db, new AdminService(db, registry, new TenantDirectory(db)));
 }
 

@@ -20,10 +20,9 @@ import { OutboxSignal } from '../events/outbound/signal.ts';
 import { createServerRegistry } from '../registry.ts';
 import { CursorCodec } from '../service/cursor.ts';
 import { ResourceService } from '../service/resources.ts';
-import { openDatabase, StoreBusyError } from '../store/open.ts';
 import { TenantDirectory } from '../tenancy/directory.ts';
 import { tenantOption } from './client.ts';
-import { addConnectionOptions, type ConnectionOptions } from './context.ts';
+import { addConnectionOptions, openStore, remoteToken, type ConnectionOptions } from './context.ts';
 import { CliError, details, emit, table } from './output.ts';
 import { collectList } from './parse.ts';
 
@@ -53,15 +52,7 @@ async function directApi(opts: ConnectionOptions): Promise<FeedApi> {
   // The feed service alone on the store (no HTTP server): the same code the admin API calls.
   const config = loadConfig({ dataDir: opts.dataDir ?? './data', databaseUrl: opts.databaseUrl });
   const registry = createServerRegistry();
-  let db;
-  try {
-    db = await openDatabase(config, registry);
-  } catch (err) {
-    if (err instanceof StoreBusyError) {
-      throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
-    }
-    throw err;
-  }
+  const db = await openStore(config, registry);
   // List cursors are only used inside this process (paging the resources a new filter feed holds).
   const service = new ResourceService(db, registry, new CursorCodec(randomBytes(32).toString('base64url')));
   const feeds = new FeedService({
@@ -111,9 +102,7 @@ function remoteApi(base: string, token: string): FeedApi {
 async function withFeeds<T>(opts: ConnectionOptions, action: (api: FeedApi) => Promise<T>): Promise<T> {
   let api: FeedApi;
   if (opts.url) {
-    const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
-    if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
-    api = remoteApi(opts.url, token);
+    api = remoteApi(opts.url, remoteToken(opts));
   } else {
     api = await directApi(opts);
   }

@@ -29,7 +29,6 @@ import type { JsonValue } from '../scim/json.ts';
 import { CursorCodec } from '../service/cursor.ts';
 import { ResourceService } from '../service/resources.ts';
 import type { Database } from '../store/db.ts';
-import { openDatabase, StoreBusyError } from '../store/open.ts';
 import { clientFor, ConnectionService } from '../sync/connections.ts';
 import { toPlan, type Plan } from '../sync/engine/reconcile.ts';
 import { FlowRunner, type RunItemView, type RunView } from '../sync/engine/runner.ts';
@@ -37,7 +36,7 @@ import { FlowService, type FlowInput, type FlowPatch, type FlowView } from '../s
 import { TenantDirectory } from '../tenancy/directory.ts';
 import { adminHttp, type AdminCall } from './admin-http.ts';
 import { tenantOption } from './client.ts';
-import { addConnectionOptions, type ConnectionOptions } from './context.ts';
+import { addConnectionOptions, openStore, remoteToken, type ConnectionOptions } from './context.ts';
 import { CliError, details, emit, table } from './output.ts';
 
 export type Progress = (done: number, total: number | undefined) => void;
@@ -209,18 +208,10 @@ class RemoteRuns implements RunsApi {
 export async function withRuns<T>(opts: ConnectionOptions, action: (api: RunsApi) => Promise<T>): Promise<T> {
   let api: RunsApi;
   if (opts.url) {
-    const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
-    if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
-    api = new RemoteRuns(opts.url, token);
+    api = new RemoteRuns(opts.url, remoteToken(opts));
   } else {
     const config = loadConfig({ dataDir: opts.dataDir ?? './data', databaseUrl: opts.databaseUrl });
-    try {
-      api = new DirectRuns(await openDatabase(config, createServerRegistry()), config);
-    } catch (err) {
-      if (err instanceof StoreBusyError)
-        throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
-      throw err;
-    }
+    api = new DirectRuns(await openStore(config), config);
   }
   try {
     return await action(api);

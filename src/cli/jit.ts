@@ -13,12 +13,11 @@ import { createServerRegistry } from '../registry.ts';
 import type { JsonObject } from '../scim/json.ts';
 import { CursorCodec } from '../service/cursor.ts';
 import { ResourceService } from '../service/resources.ts';
-import { openDatabase, StoreBusyError } from '../store/open.ts';
 import { JitService } from '../sync/triggers/jit.ts';
 import { requestRuns } from '../sync/triggers/requests.ts';
 import { TenantDirectory } from '../tenancy/directory.ts';
 import { tenantOption } from './client.ts';
-import { addConnectionOptions, type ConnectionOptions } from './context.ts';
+import { addConnectionOptions, openStore, remoteToken, type ConnectionOptions } from './context.ts';
 import { CliError, details, emit } from './output.ts';
 
 interface JitOutcome {
@@ -41,14 +40,7 @@ function readToken(path: string): string {
 async function direct(opts: ConnectionOptions, tenant: string, token: string): Promise<JitOutcome> {
   const config = loadConfig({ dataDir: opts.dataDir ?? './data', databaseUrl: opts.databaseUrl });
   const registry = createServerRegistry();
-  let db;
-  try {
-    db = await openDatabase(config, registry);
-  } catch (err) {
-    if (err instanceof StoreBusyError)
-      throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
-    throw err;
-  }
+  const db = await openStore(config, registry);
   try {
     // List cursors are not used beyond this process.
     const service = new ResourceService(db, registry, new CursorCodec(randomBytes(32).toString('base64url')));
@@ -119,9 +111,7 @@ export function registerJit(program: Command): void {
     const token = readToken(opts.idTokenFile);
     let out: JitOutcome;
     if (opts.url) {
-      const bearer = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
-      if (!bearer) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
-      out = await remote(opts.url, bearer, opts.tenant, token);
+      out = await remote(opts.url, remoteToken(opts), opts.tenant, token);
     } else out = await direct(opts, opts.tenant, token);
     emit(opts.json, out, () =>
       details([

@@ -14,11 +14,9 @@ import {
   type ReceiverUpdate,
   type ReceiverView,
 } from '../events/outbound/receivers.ts';
-import { createServerRegistry } from '../registry.ts';
 import type { Database } from '../store/db.ts';
-import { openDatabase, StoreBusyError } from '../store/open.ts';
 import { tenantOption } from './client.ts';
-import { addConnectionOptions, type ConnectionOptions } from './context.ts';
+import { addConnectionOptions, openStore, remoteToken, type ConnectionOptions } from './context.ts';
 import { CliError, details, emit, table } from './output.ts';
 import { collectList } from './parse.ts';
 
@@ -118,22 +116,11 @@ class RemoteReceivers implements ReceiverApi {
 
 async function openReceivers(opts: ConnectionOptions): Promise<ReceiverApi> {
   if (opts.url) {
-    const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
-    if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
-    return new RemoteReceivers(opts.url, token);
+    return new RemoteReceivers(opts.url, remoteToken(opts));
   }
-  try {
-    return new DirectReceivers(
-      await openDatabase(
-        { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' },
-        createServerRegistry(),
-      ),
-    );
-  } catch (err) {
-    if (err instanceof StoreBusyError)
-      throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
-    throw err;
-  }
+  return new DirectReceivers(
+    await openStore({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' }),
+  );
 }
 
 async function withReceivers<T>(

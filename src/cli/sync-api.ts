@@ -5,7 +5,6 @@
  */
 import { createServerRegistry } from '../registry.ts';
 import type { Database } from '../store/db.ts';
-import { openDatabase, StoreBusyError } from '../store/open.ts';
 import {
   ConnectionService,
   type ConnectionInput,
@@ -15,8 +14,7 @@ import {
 } from '../sync/connections.ts';
 import { FlowService, type FlowInput, type FlowPatch, type FlowView } from '../sync/flows.ts';
 import { adminHttp, type AdminCall } from './admin-http.ts';
-import type { ConnectionOptions } from './context.ts';
-import { CliError } from './output.ts';
+import { openStore, remoteToken, type ConnectionOptions } from './context.ts';
 
 export interface SyncApi {
   listConnections(tenant: string): Promise<ConnectionView[]>;
@@ -129,22 +127,11 @@ class RemoteSync implements SyncApi {
 export async function withSync<T>(opts: ConnectionOptions, action: (api: SyncApi) => Promise<T>): Promise<T> {
   let api: SyncApi;
   if (opts.url) {
-    const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
-    if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
-    api = new RemoteSync(opts.url, token);
+    api = new RemoteSync(opts.url, remoteToken(opts));
   } else {
-    try {
-      api = new DirectSync(
-        await openDatabase(
-          { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' },
-          createServerRegistry(),
-        ),
-      );
-    } catch (err) {
-      if (err instanceof StoreBusyError)
-        throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
-      throw err;
-    }
+    api = new DirectSync(
+      await openStore({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' }),
+    );
   }
   try {
     return await action(api);

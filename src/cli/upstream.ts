@@ -19,8 +19,7 @@ import {
 import { createServerRegistry } from '../registry.ts';
 import type { JsonObject } from '../scim/json.ts';
 import type { Database } from '../store/db.ts';
-import { openDatabase, StoreBusyError } from '../store/open.ts';
-import { addConnectionOptions, type ConnectionOptions } from './context.ts';
+import { addConnectionOptions, openStore, remoteToken, type ConnectionOptions } from './context.ts';
 import { tenantOption } from './client.ts';
 import { CliError, details, emit, table } from './output.ts';
 import { collectList } from './parse.ts';
@@ -113,22 +112,11 @@ async function withUpstreams<T>(
 ): Promise<T> {
   let api: UpstreamApi;
   if (opts.url) {
-    const token = opts.token ?? process.env.SCIMD_ADMIN_TOKEN;
-    if (!token) throw new CliError('remote mode (--url) needs --token, SCIMD_TOKEN or SCIMD_ADMIN_TOKEN');
-    api = new RemoteUpstreams(opts.url, token);
+    api = new RemoteUpstreams(opts.url, remoteToken(opts));
   } else {
-    try {
-      api = new DirectUpstreams(
-        await openDatabase(
-          { databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' },
-          createServerRegistry(),
-        ),
-      );
-    } catch (err) {
-      if (err instanceof StoreBusyError)
-        throw new CliError(`${err.message}: while scimd serve runs, use --url and --token`);
-      throw err;
-    }
+    api = new DirectUpstreams(
+      await openStore({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir ?? './data' }),
+    );
   }
   try {
     return await action(api);
