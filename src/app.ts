@@ -19,7 +19,8 @@ import { ReceiverService } from './events/outbound/receivers.ts';
 import { OutboxSignal } from './events/outbound/signal.ts';
 import { buildServer } from './http/server.ts';
 import { createServerRegistry } from './registry.ts';
-import { clientFor, ConnectionService } from './sync/connections.ts';
+import type { ConnectionService } from './sync/connections.ts';
+import { PolicyConnectionService, policyClientFor } from './sync/tls-policy.ts';
 import { FlowRunner } from './sync/engine/runner.ts';
 import { FlowService } from './sync/flows.ts';
 import type { SchemaRegistry } from './scim/schema/registry.ts';
@@ -125,8 +126,10 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     tenants,
     limits: config,
     log: { error: (obj, msg) => server.log.error(obj, msg) },
+    schedulePollMs: config.syncScheduleReloadSeconds * 1000,
   });
-  const connections = new ConnectionService(db);
+  // SCIMD_SYNC_REQUIRE_TLS: plain-http connections (but to loopback) are refused and never called.
+  const connections: ConnectionService = new PolicyConnectionService(db, config.syncRequireTls);
   const flows = new FlowService(db, registry);
   // The sync engine: runs requested flows, one runner per flow across nodes (lease).
   const syncRunner = new FlowRunner({
@@ -135,7 +138,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     registry,
     config,
     tenants,
-    clientFor: (c) => clientFor(c),
+    clientFor: policyClientFor(config.syncRequireTls),
     source: { flow: (t, id) => flows.get(t, id), connection: (t, id) => connections.find(t, id) },
     log: { error: (obj, msg) => server.log.error(obj, msg) },
   });

@@ -38,6 +38,12 @@ export interface AppConfig extends LimitsConfig {
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  /** With TLS: a plain-HTTP port that answers every request 308 to the https URL (src/http/redirect.ts). */
+  httpRedirectPort?: number;
+  /** Sync connections must use https (and https OAuth token URLs), except to loopback hosts. */
+  syncRequireTls: boolean;
+  /** Seconds between reads of the sync flows' schedules (a schedule changed on another node). */
+  syncScheduleReloadSeconds: number;
   /** Run background workers (event publishing and delivery); tests may turn them off and step them. */
   backgroundWorkers: boolean;
   /** Received events (src/events/inbound): milliseconds between applier passes when not woken. */
@@ -108,6 +114,11 @@ export function loadConfig(
   if (env.SCIMD_TLS_CERT) fromEnv.tlsCert = env.SCIMD_TLS_CERT;
   if (env.SCIMD_TLS_KEY) fromEnv.tlsKey = env.SCIMD_TLS_KEY;
   if (env.SCIMD_TLS_CLIENT_CA) fromEnv.tlsClientCa = env.SCIMD_TLS_CLIENT_CA;
+  if (env.SCIMD_HTTP_REDIRECT_PORT) fromEnv.httpRedirectPort = Number(env.SCIMD_HTTP_REDIRECT_PORT);
+  if (env.SCIMD_SYNC_REQUIRE_TLS)
+    fromEnv.syncRequireTls = envFlag(env.SCIMD_SYNC_REQUIRE_TLS, 'SCIMD_SYNC_REQUIRE_TLS');
+  if (env.SCIMD_SYNC_SCHEDULE_RELOAD_SECONDS)
+    fromEnv.syncScheduleReloadSeconds = Number(env.SCIMD_SYNC_SCHEDULE_RELOAD_SECONDS);
   if (env.SCIMD_INBOUND_APPLY_INTERVAL_MS)
     fromEnv.inboundApplyIntervalMs = Number(env.SCIMD_INBOUND_APPLY_INTERVAL_MS);
   if (env.SCIMD_INBOUND_MAX_ATTEMPTS) fromEnv.inboundMaxAttempts = Number(env.SCIMD_INBOUND_MAX_ATTEMPTS);
@@ -121,6 +132,8 @@ export function loadConfig(
     memory: false,
     logLevel: 'info',
     backgroundWorkers: true,
+    syncRequireTls: false,
+    syncScheduleReloadSeconds: 30,
     inboundApplyIntervalMs: 1000,
     inboundMaxAttempts: 5,
     inboundRetryBaseMs: 1000,
@@ -176,7 +189,25 @@ export function loadConfig(
   if (!!config.tlsCert !== !!config.tlsKey) throw new Error('TLS needs both a certificate and a key');
   if (config.tlsClientCa && !config.tlsCert)
     throw new Error('A client CA needs TLS (a certificate and a key)');
+  if (config.httpRedirectPort !== undefined) {
+    const p = config.httpRedirectPort;
+    if (!Number.isInteger(p) || p < 0 || p > 65535)
+      throw new Error(`SCIMD_HTTP_REDIRECT_PORT must be an integer between 0 and 65535, got ${String(p)}`);
+    if (!config.tlsCert)
+      throw new Error('SCIMD_HTTP_REDIRECT_PORT needs TLS (SCIMD_TLS_CERT and SCIMD_TLS_KEY)');
+    if (p !== 0 && p === config.port) throw new Error('SCIMD_HTTP_REDIRECT_PORT must differ from PORT');
+  }
+  if (!(config.syncScheduleReloadSeconds >= 1 && config.syncScheduleReloadSeconds <= 3600)) {
+    throw new Error('SCIMD_SYNC_SCHEDULE_RELOAD_SECONDS must be a number of seconds from 1 to 3600');
+  }
   return config;
+}
+
+/** A boolean environment variable: true/1/yes or false/0/no. */
+function envFlag(v: string, name: string): boolean {
+  if (/^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  throw new Error(`${name} must be true or false, got ${v}`);
 }
 
 function dropUndefined<T extends object>(o: T): Partial<T> {

@@ -29,7 +29,8 @@ import type { JsonValue } from '../scim/json.ts';
 import { CursorCodec } from '../service/cursor.ts';
 import { ResourceService } from '../service/resources.ts';
 import type { Database } from '../store/db.ts';
-import { clientFor, ConnectionService } from '../sync/connections.ts';
+import { ConnectionService } from '../sync/connections.ts';
+import { policyClientFor } from '../sync/tls-policy.ts';
 import { toPlan, type Plan } from '../sync/engine/reconcile.ts';
 import { FlowRunner, type RunItemView, type RunView } from '../sync/engine/runner.ts';
 import { FlowService, type FlowInput, type FlowPatch, type FlowView } from '../sync/flows.ts';
@@ -76,7 +77,7 @@ class DirectRuns implements RunsApi {
       registry,
       config,
       tenants: new TenantDirectory(db),
-      clientFor: (c) => clientFor(c),
+      clientFor: policyClientFor(config.syncRequireTls),
       source: {
         flow: (t, id) => this.flows.get(t, id),
         connection: (t, id) => this.connections.find(t, id),

@@ -1,6 +1,8 @@
 /** `scimd serve`: the SCIM server. Flags override the environment variables named in each help line. */
 import { Command, Option } from 'commander';
 import { createApp } from '../app.ts';
+import { startHttpRedirect, type HttpRedirect } from '../http/redirect.ts';
+import { CliError } from './output.ts';
 import { parsePort, parseRateLimit } from './parse.ts';
 import type { RateLimitSettings } from '../tenancy/settings.ts';
 
@@ -14,6 +16,7 @@ interface ServeOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  httpRedirectPort?: number;
   rateLimit?: RateLimitSettings;
   json?: boolean;
 }
@@ -47,6 +50,20 @@ export function registerServe(program: Command): void {
     )
     .addOption(
       new Option(
+        '--http-redirect-port <port>',
+        'with TLS: also listen for plain HTTP here and answer every request 308 to the https URL',
+      )
+        .env('SCIMD_HTTP_REDIRECT_PORT')
+        .argParser((v: string) => {
+          try {
+            return parsePort(v);
+          } catch {
+            throw new CliError(`--http-redirect-port must be an integer between 0 and 65535; got "${v}"`);
+          }
+        }),
+    )
+    .addOption(
+      new Option(
         '--rate-limit <max>/<seconds>',
         'default request rate limit per client, e.g. 100/60 (env SCIMD_RATE_LIMIT_MAX, SCIMD_RATE_LIMIT_WINDOW)',
       ).argParser(parseRateLimit),
@@ -63,10 +80,31 @@ export function registerServe(program: Command): void {
         tlsCert: opts.tlsCert,
         tlsKey: opts.tlsKey,
         tlsClientCa: opts.tlsClientCa,
+        httpRedirectPort: opts.httpRedirectPort,
         rateLimit: opts.rateLimit,
       });
       const address = await app.server.listen({ port: app.config.port, host: app.config.host });
-      const info = { address, scim: `${address}/scim/v2`, store: app.db.kind };
+      let redirect: HttpRedirect | undefined;
+      if (app.config.httpRedirectPort !== undefined) {
+        const httpsPort = (app.server.server.address() as { port: number }).port;
+        try {
+          redirect = await startHttpRedirect({
+            port: app.config.httpRedirectPort,
+            host: app.config.host,
+            httpsPort,
+            baseUrl: app.config.baseUrl,
+          });
+        } catch (err) {
+          await app.close(); // the HTTPS server would keep the process alive
+          throw new CliError(`the HTTP redirect port cannot be used: ${(err as Error).message}`);
+        }
+      }
+      const info = {
+        address,
+        scim: `${address}/scim/v2`,
+        store: app.db.kind,
+        ...(redirect ? { httpRedirect: redirect.address } : {}),
+      };
       if (opts.json) console.log(JSON.stringify(info));
       else app.server.log.info(info, 'scimd listening');
       if (!app.config.adminToken) {
@@ -76,6 +114,7 @@ export function registerServe(program: Command): void {
       }
       const stop = async (signal: string) => {
         app.server.log.info({ signal }, 'shutting down');
+        await redirect?.close();
         await app.close();
         process.exit(0);
       };

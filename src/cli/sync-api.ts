@@ -12,6 +12,7 @@ import {
   type ConnectionTestResult,
   type ConnectionView,
 } from '../sync/connections.ts';
+import { PolicyConnectionService, requireTlsFromEnv } from '../sync/tls-policy.ts';
 import { FlowService, type FlowInput, type FlowPatch, type FlowView } from '../sync/flows.ts';
 import { adminHttp, type AdminCall } from './admin-http.ts';
 import { openStore, remoteToken, type ConnectionOptions } from './context.ts';
@@ -35,7 +36,7 @@ class DirectSync implements SyncApi {
   private readonly connections: ConnectionService;
   private readonly flows: FlowService;
   constructor(private readonly db: Database) {
-    this.connections = new ConnectionService(db);
+    this.connections = new PolicyConnectionService(db, requireTlsFromEnv());
     this.flows = new FlowService(db, createServerRegistry());
   }
   listConnections(tenant: string) {
