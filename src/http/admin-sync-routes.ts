@@ -47,13 +47,18 @@ const connectionFields = {
   tls: nullable(object),
   compat: nullable(object),
   timeoutMs: nullable({ type: 'integer' }),
+  // kind 'sql': a last-mile table adapter (src/sync/adapters/sql.ts checks `sql`).
+  kind: { type: 'string', enum: ['scim', 'sql'] },
+  sql: object,
 } as const;
 
 const connectionCreate = {
   type: 'object',
   additionalProperties: false,
-  required: ['baseUrl'],
   properties: { id, ...connectionFields },
+  // baseUrl is required unless the connection is an adapter.
+  if: { not: { required: ['kind'], properties: { kind: { const: 'sql' } } } },
+  then: { required: ['baseUrl'] },
 } as const;
 
 /**
@@ -69,6 +74,8 @@ const connectionPatch = {
     name: nullable(name),
     baseUrl: nullable(connectionFields.baseUrl),
     auth: nullable(connectionFields.auth),
+    kind: nullable(connectionFields.kind),
+    sql: nullable(object),
   },
 } as const;
 

@@ -12,6 +12,14 @@ import type { CompatOptions, Feature } from '../client/compat.ts';
 import { ScimAuthError, ScimClientError, ScimNetworkError } from '../client/errors.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { Database, Queryable } from '../store/db.ts';
+import { adapterClient, adapterRegistry } from './adapters/index.ts';
+import {
+  checkSqlConfig,
+  describeDatabaseUrl,
+  sqlView,
+  type SqlAdapterConfig,
+  type SqlAdapterView,
+} from './adapters/sql.ts';
 import {
   bad,
   boolean,
@@ -37,13 +45,23 @@ export type AuthInput =
 /** TLS settings as a caller gives them; in a PATCH each field given replaces, null clears, absent keeps. */
 export type TlsInput = { [K in keyof ConnectionTls]?: ConnectionTls[K] | null };
 
+/** A `sql` connection's settings as a caller gives them; in a PATCH a missing databaseUrl keeps the stored one. */
+export type SqlInput = Omit<SqlAdapterConfig, 'databaseUrl' | 'tables'> & {
+  databaseUrl?: string;
+  tables?: SqlAdapterConfig['tables'];
+};
+
 /** What a caller gives to create a connection. */
 export interface ConnectionInput {
   /** Default: a random UUID. 1-64 of A-Z a-z 0-9 . _ - */
   id?: string;
   /** Default: the id. */
   name?: string;
-  baseUrl: string;
+  /** `scim` (default) or `sql` (a last-mile table adapter: give `sql`, not baseUrl/auth/tls). */
+  kind?: 'scim' | 'sql';
+  /** Required for kind scim; for sql it is derived from sql.databaseUrl (without credentials). */
+  baseUrl?: string;
+  sql?: SqlInput;
   /** Default: {type: 'none'}. */
   auth?: AuthInput;
   tls?: TlsInput | null;
@@ -54,6 +72,9 @@ export interface ConnectionInput {
 /** PATCH: any subset; null clears an optional field. */
 export interface ConnectionPatch {
   name?: string;
+  /** Cannot change; accepted when it is the stored kind. */
+  kind?: 'scim' | 'sql';
+  sql?: SqlInput;
   baseUrl?: string;
   auth?: AuthInput;
   tls?: TlsInput | null;
@@ -91,6 +112,10 @@ export interface ConnectionView {
   id: string;
   name: string;
   baseUrl: string;
+  /** Only for adapters: `sql` (a SCIM connection's view has no kind). */
+  kind?: 'sql';
+  /** The adapter's settings without the database URL (`databaseUrlSet`). */
+  sql?: SqlAdapterView;
   auth: AuthView;
   tls?: TlsView;
   compat?: CompatOptions;
@@ -134,11 +159,14 @@ interface ConnectionRow {
   tls: ConnectionTls | null;
   compat: CompatOptions | null;
   timeout_ms: number | null;
+  kind: string;
+  adapter: SqlAdapterConfig | null;
   created: Date;
   updated: Date;
 }
 
-const COLUMNS = 'tenant_id, id, name, base_url, auth, tls, compat, timeout_ms, created, updated';
+const COLUMNS =
+  'tenant_id, id, name, base_url, auth, tls, compat, timeout_ms, kind, adapter, created, updated';
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
 export const MAX_TIMEOUT_MS = 600_000;
 const FEATURES: readonly Feature[] = ['patch', 'bulk', 'filter', 'sort', 'etag', 'cursor'];
@@ -156,6 +184,10 @@ function toConnection(r: ConnectionRow): Connection {
   if (r.tls !== null) c.tls = r.tls;
   if (r.compat !== null) c.compat = r.compat;
   if (r.timeout_ms !== null) c.timeoutMs = r.timeout_ms;
+  if (r.kind === 'sql' && r.adapter !== null) {
+    c.kind = 'sql';
+    c.sql = r.adapter;
+  }
   return c;
 }
 
@@ -183,6 +215,7 @@ export function connectionView(c: Connection): ConnectionView {
     id: c.id,
     name: c.name,
     baseUrl: c.baseUrl,
+    ...(c.kind === 'sql' && c.sql ? { kind: 'sql' as const, sql: sqlView(c.sql) } : {}),
     auth: authView(c.auth),
     created: c.created.toISOString(),
     updated: c.updated.toISOString(),
@@ -204,6 +237,7 @@ export function connectionView(c: Connection): ConnectionView {
 
 /** The SCIM client the engine (and `test`) calls a connection's remote with. */
 export function clientFor(connection: Connection, overrides: Partial<ScimClientOptions> = {}): ScimClient {
+  if (connection.kind === 'sql') return adapterClient(connection, overrides);
   const options: ScimClientOptions = {
     baseUrl: connection.baseUrl,
     auth: connection.auth,
@@ -391,6 +425,44 @@ function checkFields(
   previous?: Connection,
 ): Omit<Connection, 'tenant' | 'id' | 'created' | 'updated'> {
   const name = input.name !== undefined ? nonEmptyString(input.name, 'name', 200) : previous?.name;
+  const kind =
+    input.kind !== undefined
+      ? oneOf(input.kind, 'kind', ['scim', 'sql'] as const)
+      : (previous?.kind ?? 'scim');
+  if (previous && kind !== (previous.kind ?? 'scim'))
+    throw new ScimError(
+      400,
+      'mutability',
+      `kind cannot change (${previous.kind ?? 'scim'}): create another connection`,
+    );
+  if (kind === 'sql') {
+    for (const k of ['baseUrl', 'auth', 'tls', 'timeoutMs'] as const) {
+      if (input[k] !== undefined && input[k] !== null)
+        throw bad(
+          `${k} is not for sql connections (the database URL with its credentials goes in sql.databaseUrl)`,
+        );
+    }
+    if (input.sql === undefined && !previous) throw bad('sql is required for sql connections');
+    const sql =
+      input.sql !== undefined ? checkSqlConfig(adapterRegistry(), input.sql, previous?.sql) : previous!.sql!;
+    if (name === undefined) throw bad('name is required');
+    const out: Omit<Connection, 'tenant' | 'id' | 'created' | 'updated'> = {
+      name,
+      baseUrl: describeDatabaseUrl(sql.databaseUrl),
+      auth: { type: 'none' },
+      kind: 'sql',
+      sql,
+    };
+    const compat =
+      input.compat === null
+        ? undefined
+        : input.compat !== undefined
+          ? checkCompat(input.compat)
+          : previous?.compat;
+    if (compat) out.compat = compat;
+    return out;
+  }
+  if (input.sql !== undefined) throw bad('sql is only for connections of kind sql');
   const baseUrl = input.baseUrl !== undefined ? httpUrl(input.baseUrl, 'baseUrl') : previous?.baseUrl;
   if (name === undefined || baseUrl === undefined) throw bad('baseUrl is required');
   const out: Omit<Connection, 'tenant' | 'id' | 'created' | 'updated'> = {
@@ -425,7 +497,7 @@ function checkFields(
   return out;
 }
 
-const PATCH_KEYS = ['name', 'baseUrl', 'auth', 'tls', 'compat', 'timeoutMs'] as const;
+const PATCH_KEYS = ['name', 'kind', 'baseUrl', 'auth', 'tls', 'compat', 'timeoutMs', 'sql'] as const;
 
 // ------------------------------------------------------------------------------ service
 
@@ -472,13 +544,13 @@ export class ConnectionService {
     if (!isObject(input)) throw bad('The body must be an object');
     object(input, 'connection', ['id', ...PATCH_KEYS]);
     const id = input.id === undefined ? randomUUID() : checkId(input.id);
-    if (input.baseUrl === undefined) throw bad('baseUrl is required');
-    const fields = checkFields({ ...input, name: input.name ?? id });
+    if (input.baseUrl === undefined && input.kind !== 'sql') throw bad('baseUrl is required');
+    const fields = checkFields({ ...input, name: (input as ConnectionInput).name ?? id });
     return this.db.transaction(async (tx) => {
       await this.requireTenant(tx, tenant);
       const res = await tx.query(
-        `INSERT INTO sync_connections (tenant_id, id, name, base_url, auth, tls, compat, timeout_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        `INSERT INTO sync_connections (tenant_id, id, name, base_url, auth, tls, compat, timeout_ms, kind, adapter)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (tenant_id, id) DO NOTHING`,
         [tenant, id, ...values(fields)],
       );
@@ -492,7 +564,7 @@ export class ConnectionService {
     object(patch, 'connection', PATCH_KEYS);
     if (Object.values(patch).every((v) => v === undefined))
       throw bad('Nothing to change: give at least one field');
-    for (const k of ['name', 'baseUrl', 'auth'] as const) {
+    for (const k of ['name', 'baseUrl', 'auth', 'kind', 'sql'] as const) {
       if (patch[k] === null) throw bad(`${k} cannot be cleared`);
     }
     return this.db.transaction(async (tx) => {
@@ -505,7 +577,7 @@ export class ConnectionService {
       const fields = checkFields(patch, toConnection(res.rows[0]));
       await tx.query(
         `UPDATE sync_connections SET name = $3, base_url = $4, auth = $5, tls = $6, compat = $7,
-           timeout_ms = $8, updated = clock_timestamp()
+           timeout_ms = $8, kind = $9, adapter = $10, updated = clock_timestamp()
          WHERE tenant_id = $1 AND id = $2`,
         [tenant, id, ...values(fields)],
       );
@@ -609,5 +681,7 @@ function values(c: Omit<Connection, 'tenant' | 'id' | 'created' | 'updated'>): u
     c.tls ? JSON.stringify(c.tls) : null,
     c.compat ? JSON.stringify(c.compat) : null,
     c.timeoutMs ?? null,
+    c.kind ?? 'scim',
+    c.sql ? JSON.stringify(c.sql) : null,
   ];
 }

@@ -31,6 +31,9 @@ export const SYNC_SCHEMA: string[] = [
      updated timestamptz NOT NULL DEFAULT clock_timestamp(),
      PRIMARY KEY (tenant_id, id)
    )`,
+  // kind 'sql': a last-mile adapter (src/sync/adapters); `adapter` holds its settings and secret.
+  `ALTER TABLE sync_connections ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'scim'`,
+  `ALTER TABLE sync_connections ADD COLUMN IF NOT EXISTS adapter jsonb`,
   `CREATE TABLE IF NOT EXISTS sync_flows (
      tenant_id text NOT NULL,
      id text NOT NULL,

@@ -8,6 +8,7 @@
 import type { AuthConfig } from '../client/auth.ts';
 import type { CompatOptions } from '../client/compat.ts';
 import type { JsonValue } from '../scim/json.ts';
+import type { SqlAdapterConfig } from './adapters/sql.ts';
 
 /** TLS settings of a connection (PEM strings; the key is a secret like the credentials). */
 export interface ConnectionTls {
@@ -32,6 +33,13 @@ export interface Connection {
   compat?: CompatOptions;
   /** Per-attempt request timeout. */
   timeoutMs?: number;
+  /**
+   * `scim` (the default: a SCIM service provider at baseUrl) or `sql`: a last-mile adapter that
+   * writes into an application's own table (src/sync/adapters, docs/adapters.md). For `sql`,
+   * baseUrl only describes the database (no credentials) and `sql` holds the settings.
+   */
+  kind?: 'scim' | 'sql';
+  sql?: SqlAdapterConfig;
   created: Date;
   updated: Date;
 }
