@@ -12,8 +12,10 @@ import type {
   ConnectionPatch,
   ConnectionTestResult,
   ConnectionView,
+  SqlInput,
   TlsInput,
 } from '../sync/connections.ts';
+import type { SqlTableConfig } from '../sync/adapters/sql.ts';
 import { tenantOption } from './client.ts';
 import { addConnectionOptions, type ConnectionOptions } from './context.ts';
 import { CliError, details, emit, table } from './output.ts';
@@ -74,7 +76,23 @@ type FieldOptions = {
   tlsInsecure?: boolean;
   compat?: Record<string, unknown>;
   timeoutMs?: number;
+  databaseUrlFile?: string;
+  tablesFile?: string;
+  resourceType?: string;
+  table?: string;
+  keyColumn?: string;
+  keyAttribute?: string;
+  column?: Record<string, string>;
+  documentColumn?: string;
 };
+
+/** `--column name=attribute.path`, repeatable. */
+function collectColumn(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0)
+    throw new CliError(`--column must be column=attribute, e.g. given_name=name.givenName; got "${value}"`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
 
 function fieldOptions(cmd: Command): Command {
   return cmd
@@ -99,7 +117,59 @@ function fieldOptions(cmd: Command): Command {
     .option('--tls-servername <name>', 'TLS server name when it differs from the URL host')
     .option('--tls-insecure', 'do not verify the remote certificate (tests only)')
     .option('--compat <key=value>', 'a compatibility switch (docs/client.md), repeatable', collectCompat)
-    .option('--timeout-ms <ms>', 'per-request timeout (1-600000)', intOption('--timeout-ms', 1, 600_000));
+    .option('--timeout-ms <ms>', 'per-request timeout (1-600000)', intOption('--timeout-ms', 1, 600_000))
+    .option(
+      '--database-url-file <path>',
+      'sql: a file holding the database URL (postgres://… or pglite:/folder)',
+    )
+    .option('--tables-file <path>', 'sql: a JSON file with the tables (docs/adapters.md)')
+    .option('--resource-type <type>', 'sql, one table: the resource type it holds (default User)')
+    .option('--table <name>', 'sql, one table: table or schema.table')
+    .option('--key-column <column>', 'sql, one table: the key column (the resource id there)')
+    .option('--key-attribute <path>', "sql, one table: the attribute that makes a new row's key")
+    .option(
+      '--column <column=path>',
+      'sql, one table: column ← SCIM attribute path, repeatable',
+      collectColumn,
+    )
+    .option('--document-column <column>', 'sql, one table: a jsonb column for the whole resource');
+}
+
+/** The `sql` settings given by options, or undefined when none is given. */
+function sqlOf(o: FieldOptions): SqlInput | undefined {
+  const one =
+    o.table !== undefined ||
+    o.keyColumn !== undefined ||
+    o.keyAttribute !== undefined ||
+    o.column !== undefined ||
+    o.documentColumn !== undefined ||
+    o.resourceType !== undefined;
+  if (one && o.tablesFile !== undefined)
+    throw new CliError('give --tables-file or the one-table options, not both');
+  const sql: SqlInput = {};
+  if (o.databaseUrlFile !== undefined)
+    sql.databaseUrl = readFileOption('--database-url-file', o.databaseUrlFile, true);
+  if (o.tablesFile !== undefined) {
+    try {
+      sql.tables = JSON.parse(readFileOption('--tables-file', o.tablesFile)) as SqlTableConfig[];
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw new CliError(`--tables-file: ${o.tablesFile} is not JSON`);
+    }
+  } else if (one) {
+    if (o.table === undefined || o.keyColumn === undefined)
+      throw new CliError('one table needs --table and --key-column');
+    const t: SqlTableConfig = {
+      resourceType: o.resourceType ?? 'User',
+      table: o.table,
+      keyColumn: o.keyColumn,
+      columns: o.column ?? {},
+    };
+    if (o.keyAttribute !== undefined) t.keyAttribute = o.keyAttribute;
+    if (o.documentColumn !== undefined) t.documentColumn = o.documentColumn;
+    sql.tables = [t];
+  }
+  return Object.keys(sql).length > 0 ? sql : undefined;
 }
 
 function authOf(o: FieldOptions): AuthInput | undefined {
@@ -147,6 +217,8 @@ function fieldsOf(o: FieldOptions): ConnectionPatch {
   if (tls) out.tls = tls;
   if (o.compat !== undefined) out.compat = o.compat as CompatOptions;
   if (o.timeoutMs !== undefined) out.timeoutMs = o.timeoutMs;
+  const sql = sqlOf(o);
+  if (sql) out.sql = sql;
   return out;
 }
 
@@ -176,8 +248,22 @@ export function connectionDetails(c: ConnectionView): string {
     ['id', c.id],
     ['tenant', c.tenant],
     ['name', c.name],
-    ['base url', c.baseUrl],
-    ['auth', authText(c.auth)],
+    ['kind', c.kind],
+    [c.kind === 'sql' ? 'database' : 'base url', c.baseUrl],
+    ['database url', c.sql ? (c.sql.databaseUrlSet ? 'set' : 'not set') : undefined],
+    [
+      'tables',
+      c.sql?.tables
+        .map(
+          (t) =>
+            `${t.resourceType} → ${t.table} (key ${t.keyColumn}${t.keyAttribute ? ` ← ${t.keyAttribute}` : ''}; ${[
+              ...Object.entries(t.columns).map(([col, path]) => `${col} ← ${path}`),
+              ...(t.documentColumn ? [`${t.documentColumn} ← the resource`] : []),
+            ].join(', ')})`,
+        )
+        .join('; '),
+    ],
+    ['auth', c.kind === 'sql' ? undefined : authText(c.auth)],
     ['tls', tls],
     ['compat', c.compat ? JSON.stringify(c.compat) : undefined],
     ['timeout', c.timeoutMs !== undefined ? `${c.timeoutMs} ms` : undefined],
@@ -243,11 +329,21 @@ export function registerConnection(program: Command): void {
         .command('add')
         .description('Add a connection (credentials are read from files and never shown again)')
         .addOption(tenantOption())
-        .option('--id <id>', 'connection id (default: a random UUID)'),
+        .option('--id <id>', 'connection id (default: a random UUID)')
+        .addOption(
+          new Option('--kind <kind>', 'scim (a SCIM server) or sql (an application table)')
+            .choices(['scim', 'sql'])
+            .default('scim'),
+        ),
     ),
-  ).action(async (opts: Base & FieldOptions & { id?: string }) => {
-    if (opts.baseUrl === undefined) throw new CliError("required option '--base-url <url>' not specified");
-    const input: ConnectionInput = { ...fieldsOf(opts), baseUrl: opts.baseUrl };
+  ).action(async (opts: Base & FieldOptions & { id?: string; kind: 'scim' | 'sql' }) => {
+    if (opts.kind === 'sql') {
+      if (opts.databaseUrlFile === undefined)
+        throw new CliError("required option '--database-url-file <path>' not specified (kind sql)");
+    } else if (opts.baseUrl === undefined)
+      throw new CliError("required option '--base-url <url>' not specified");
+    const input: ConnectionInput = { ...fieldsOf(opts) };
+    if (opts.kind === 'sql') input.kind = 'sql';
     if (opts.id !== undefined) input.id = opts.id;
     const c = await withSync(opts, (api) => api.createConnection(opts.tenant, input));
     emit(opts.json, c, () => connectionDetails(c));
