@@ -12,7 +12,7 @@ import { parseFilter } from '../scim/filter/parser.ts';
 import { isJsonObject, type JsonObject, type JsonValue } from '../scim/json.ts';
 import { deepEqual } from '../scim/patch/json-util.ts';
 import { applyPatch, parsePatchRequest, type MemberChange } from '../scim/patch/patch.ts';
-import { project } from '../scim/resource/project.ts';
+import { projectVisible } from '../scim/resource/project.ts';
 import { checkRules } from '../scim/resource/rules.ts';
 import { prepareWrite } from '../scim/resource/validate.ts';
 import type { ResourceTypeConfig, SchemaRegistry } from '../scim/schema/registry.ts';
@@ -20,7 +20,6 @@ import type { Database, Queryable } from '../store/db.ts';
 import type { GroupRefRow, KeysetPosition, ListQuery, MemberRow, ResourceRow } from '../store/resources.ts';
 import { ResourceRepository, storeSecretDigest, type Visibility } from '../store/resources.ts';
 import type { StoreHookResult } from '../scim/schema/hooks.ts';
-import { stripSensitive } from '../scim/resource/sensitive.ts';
 import { TenancyRepository } from '../store/tenancy.ts';
 import { compileSort } from '../store/sql/sort-sql.ts';
 import { uniqueIndexes, type UniqueIndex } from '../store/sql/filter-sql.ts';
@@ -1019,9 +1018,14 @@ export class ResourceService {
   ): Promise<ResourceResult> {
     const wants = this.relationsWanted([rt], projection);
     const [full] = await this.representRows(tx, ctx, [row], wants);
-    const visible = ctx.hideSensitive ? stripSensitive(this.registry, rt, full) : full;
     return {
-      resource: project(this.registry, rt, visible, { ...projection, requestedOnWrite }),
+      resource: projectVisible(
+        this.registry,
+        rt,
+        full,
+        { ...projection, requestedOnWrite },
+        ctx.hideSensitive ?? false,
+      ),
       etag: etagOf(row.version),
       location: locationOf(ctx, rt, row.id),
     };
@@ -1037,12 +1041,7 @@ export class ResourceService {
     const full = await this.representRows(tx, ctx, rows, this.relationsWanted(types, projection));
     return full.map((res, i) => {
       const rt = this.registry.resourceType(rows[i].resource_type)!;
-      return project(
-        this.registry,
-        rt,
-        ctx.hideSensitive ? stripSensitive(this.registry, rt, res) : res,
-        projection,
-      );
+      return projectVisible(this.registry, rt, res, projection, ctx.hideSensitive ?? false);
     });
   }
 

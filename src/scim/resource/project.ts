@@ -7,6 +7,7 @@
 import { isJsonObject, type JsonObject, type JsonValue } from '../json.ts';
 import type { ResourceTypeConfig, SchemaRegistry } from '../schema/registry.ts';
 import type { AttributeDefinition } from '../schema/types.ts';
+import { hasSensitive, sensitiveSchemasOf, stripSensitive, stripValue } from './sensitive.ts';
 
 export interface ProjectOptions {
   attributes?: string[];
@@ -29,6 +30,28 @@ interface Plan {
   top: Map<string, AttrPlan>;
   /** Extension URN (canonical spelling) → that extension's attributes to emit. */
   ext: Map<string, Map<string, AttrPlan>>;
+  /** The same plan for a client that may not see sensitive attributes (see projectVisible). */
+  hidden?: HiddenPlan | null;
+}
+
+/** An attribute of a hidden plan: its value is stripped of secrets (stripValue) before the plan applies. */
+interface HiddenAttrPlan extends AttrPlan {
+  strip?: AttributeDefinition;
+}
+
+/**
+ * A plan that also leaves out what stripSensitive would: sensitive attributes are not in it, and
+ * attributes with sensitive sub-attributes carry `strip`.
+ */
+interface HiddenPlan {
+  top: Map<string, HiddenAttrPlan>;
+  ext: Map<string, Map<string, HiddenAttrPlan>>;
+  /**
+   * Lower-cased URN → canonical URN of the extensions with sensitive attributes. stripSensitive
+   * strips the first key spelling the URN in any case; a resource with another spelling of it (never
+   * stored: documents are canonical) takes the general path, so the two paths cannot differ.
+   */
+  sensitiveExtensions: Map<string, string>;
 }
 
 /** `attributes` / `excludedAttributes` as a list: comma-separated, trimmed; nothing → undefined. */
@@ -254,6 +277,94 @@ function applyAttr(p: AttrPlan, v: JsonValue): JsonValue | undefined {
     return out.length ? out : undefined;
   }
   return pickSubs(v, p.subs);
+}
+
+function hideAttrs(
+  plans: Map<string, AttrPlan>,
+  attrs: AttributeDefinition[],
+  out: Map<string, HiddenAttrPlan>,
+): void {
+  const byName = new Map(attrs.map((a) => [a.name.toLowerCase(), a]));
+  for (const [name, p] of plans) {
+    const attr = byName.get(name.toLowerCase());
+    if (!attr || !hasSensitive(attr)) out.set(name, p);
+    else if (!attr.sensitive) out.set(name, { ...p, strip: attr });
+    // A sensitive attribute itself: never emitted.
+  }
+}
+
+function buildHiddenPlan(registry: SchemaRegistry, rt: ResourceTypeConfig, plan: Plan): HiddenPlan | null {
+  const schemas = sensitiveSchemasOf(registry, rt);
+  if (schemas.length === 0) return null;
+  const hidden: HiddenPlan = { top: plan.top, ext: new Map(plan.ext), sensitiveExtensions: new Map() };
+  for (const { schema, extension } of schemas) {
+    if (!extension) {
+      hideAttrs(plan.top, schema.attributes, (hidden.top = new Map()));
+      continue;
+    }
+    hidden.sensitiveExtensions.set(schema.id.toLowerCase(), schema.id);
+    const ext = plan.ext.get(schema.id);
+    if (!ext) continue;
+    const out = new Map<string, HiddenAttrPlan>();
+    hideAttrs(ext, schema.attributes, out);
+    hidden.ext.set(schema.id, out);
+  }
+  return hidden;
+}
+
+function applyHidden(p: HiddenAttrPlan, v: JsonValue): JsonValue | undefined {
+  if (!p.strip) return applyAttr(p, v);
+  const stripped = stripValue(p.strip, v);
+  if (stripped === undefined || stripped === null) return undefined;
+  return applyAttr(p, stripped);
+}
+
+/**
+ * `project(registry, rt, hideSensitive ? stripSensitive(registry, rt, resource) : resource, opts)`
+ * in one walk: the plan already leaves out sensitive attributes, so no stripped copy of the
+ * resource is made first. The result is the same, key order included (test/unit/project-visible).
+ */
+export function projectVisible(
+  registry: SchemaRegistry,
+  rt: ResourceTypeConfig,
+  resource: JsonObject,
+  opts: ProjectOptions,
+  hideSensitive: boolean,
+): JsonObject {
+  if (!hideSensitive) return project(registry, rt, resource, opts);
+  const plan = planFor(registry, rt, opts);
+  if (plan.hidden === undefined) plan.hidden = buildHiddenPlan(registry, rt, plan);
+  const hidden = plan.hidden;
+  if (hidden === null) return project(registry, rt, resource, opts);
+  const out: JsonObject = {};
+  for (const key of Object.keys(resource)) {
+    const v = resource[key];
+    if (v === null || v === undefined) continue;
+    const p = hidden.top.get(key);
+    if (p) {
+      const r = applyHidden(p, v);
+      if (r !== undefined) out[key] = r;
+      continue;
+    }
+    const ext = hidden.ext.get(key);
+    if (!ext) {
+      const canonical = hidden.sensitiveExtensions.get(key.toLowerCase());
+      if (canonical !== undefined && canonical !== key)
+        return project(registry, rt, stripSensitive(registry, rt, resource), opts);
+      continue;
+    }
+    if (!isJsonObject(v)) continue;
+    let extOut: JsonObject | undefined;
+    for (const k of Object.keys(v)) {
+      const ap = ext.get(k);
+      const ev = v[k];
+      if (!ap || ev === null || ev === undefined) continue;
+      const r = applyHidden(ap, ev);
+      if (r !== undefined) (extOut ??= {})[k] = r;
+    }
+    if (extOut) out[key] = extOut;
+  }
+  return out;
 }
 
 /**

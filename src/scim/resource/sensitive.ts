@@ -7,7 +7,11 @@ import { isJsonObject, type JsonObject, type JsonValue } from '../json.ts';
 import type { ResourceTypeConfig, SchemaRegistry } from '../schema/registry.ts';
 import type { AttributeDefinition } from '../schema/types.ts';
 
-function stripValue(attr: AttributeDefinition, value: JsonValue): JsonValue | undefined {
+/**
+ * A value of `attr` without its sensitive parts: undefined when the attribute itself is sensitive
+ * (or nothing but secrets is left of a single complex value).
+ */
+export function stripValue(attr: AttributeDefinition, value: JsonValue): JsonValue | undefined {
   if (attr.sensitive) return undefined;
   if (attr.type !== 'complex' || !attr.subAttributes?.some(hasSensitive)) return value;
   const strip = (v: JsonValue): JsonValue => (isJsonObject(v) ? stripObject(attr.subAttributes!, v) : v);
@@ -18,17 +22,52 @@ function stripValue(attr: AttributeDefinition, value: JsonValue): JsonValue | un
   return nonEmpty(kept) ? kept : undefined;
 }
 
-function hasSensitive(attr: AttributeDefinition): boolean {
-  return !!attr.sensitive || !!attr.subAttributes?.some(hasSensitive);
+const sensitiveCache = new WeakMap<AttributeDefinition, boolean>();
+
+/** Whether the attribute or one of its sub-attributes is sensitive (schemas do not change: cached). */
+export function hasSensitive(attr: AttributeDefinition): boolean {
+  let has = sensitiveCache.get(attr);
+  if (has === undefined) {
+    has = !!attr.sensitive || !!attr.subAttributes?.some(hasSensitive);
+    sensitiveCache.set(attr, has);
+  }
+  return has;
+}
+
+const byNameCache = new WeakMap<AttributeDefinition[], Map<string, AttributeDefinition>>();
+
+/** Attributes by lower-cased name (cached per attribute list). */
+function byNameOf(attrs: AttributeDefinition[]): Map<string, AttributeDefinition> {
+  let byName = byNameCache.get(attrs);
+  if (!byName) byNameCache.set(attrs, (byName = new Map(attrs.map((a) => [a.name.toLowerCase(), a]))));
+  return byName;
 }
 
 function stripObject(attrs: AttributeDefinition[], obj: JsonObject): JsonObject {
-  const byName = new Map(attrs.map((a) => [a.name.toLowerCase(), a]));
+  const byName = byNameOf(attrs);
   const out: JsonObject = {};
   for (const [key, value] of Object.entries(obj)) {
     const attr = byName.get(key.toLowerCase());
     const kept = attr ? stripValue(attr, value) : value;
     if (kept !== undefined) out[key] = kept;
+  }
+  return out;
+}
+
+type SchemaOf = ReturnType<SchemaRegistry['schemasOf']>[number];
+const sensitiveSchemas = new WeakMap<SchemaRegistry, WeakMap<ResourceTypeConfig, SchemaOf[]>>();
+
+/**
+ * The schemas of a resource type (core first, then extensions) that hold sensitive attributes; the
+ * registry's schemas do not change once registered (as for the projection plans), so cached.
+ */
+export function sensitiveSchemasOf(registry: SchemaRegistry, rt: ResourceTypeConfig): SchemaOf[] {
+  let byType = sensitiveSchemas.get(registry);
+  if (!byType) sensitiveSchemas.set(registry, (byType = new WeakMap()));
+  let out = byType.get(rt);
+  if (!out) {
+    out = registry.schemasOf(rt).filter(({ schema }) => schema.attributes.some(hasSensitive));
+    byType.set(rt, out);
   }
   return out;
 }
@@ -39,11 +78,10 @@ export function stripSensitive(
   rt: ResourceTypeConfig,
   resource: JsonObject,
 ): JsonObject {
-  const schemas = registry.schemasOf(rt);
-  if (!schemas.some(({ schema }) => schema.attributes.some(hasSensitive))) return resource;
+  const schemas = sensitiveSchemasOf(registry, rt);
+  if (schemas.length === 0) return resource;
   let out: JsonObject = resource;
   for (const { schema, extension } of schemas) {
-    if (!schema.attributes.some(hasSensitive)) continue;
     if (!extension) {
       out = stripObject(schema.attributes, out);
       continue;
