@@ -21,6 +21,8 @@ import { buildServer } from './http/server.ts';
 import { createServerRegistry } from './registry.ts';
 import type { ConnectionService } from './sync/connections.ts';
 import { PolicyConnectionService, policyClientFor } from './sync/tls-policy.ts';
+import { DeviceRegistration } from './sync/device-registration.ts';
+import { RegistrationService } from './sync/registration.ts';
 import { FlowRunner } from './sync/engine/runner.ts';
 import { FlowService } from './sync/flows.ts';
 import type { SchemaRegistry } from './scim/schema/registry.ts';
@@ -143,6 +145,23 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     log: { error: (obj, msg) => server.log.error(obj, msg) },
   });
   syncTriggers.onRequest(() => syncRunner.wake());
+  // Automatic customer registration (behaviour 31): the manufacturer's and the customer's side.
+  const registrations = new RegistrationService({
+    db,
+    registry,
+    requireTls: config.syncRequireTls,
+    requestRun: (tenant, flowId) => syncTriggers.requestRun(tenant, flowId, 'api'),
+  });
+  const manufacturers = new DeviceRegistration({
+    db,
+    admin,
+    service,
+    registry,
+    limits: config,
+    baseUrl: config.baseUrl,
+    requireTls: config.syncRequireTls,
+    log: { error: (obj, msg) => server.log.error(obj, msg), info: (obj, msg) => server.log.info(obj, msg) },
+  });
   const server = await buildServer({
     config,
     service,
@@ -156,6 +175,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     inbound: { upstreams, intake: setIntake },
     jit: syncTriggers.jit,
     sync: { connections, flows },
+    registration: { registrations, manufacturers },
     syncRunner,
     ping: async () => {
       await db.query('SELECT 1');
@@ -187,6 +207,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   service.onChange = (change) => {
     publisherWorker.wake();
     syncTriggers.localChange.notify(change);
+    manufacturers.notify(change);
   };
   const pushWorker = new PushWorker({ db, signal: outboxSignal, config, log: server.log });
   workers.push(pushWorker);
@@ -237,6 +258,7 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     async close() {
       for (const w of [...workers].reverse()) await w.stop();
       await syncTriggers.close();
+      await manufacturers.stop();
       clearInterval(pruner);
       await pruning;
       await server.close();

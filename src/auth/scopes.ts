@@ -11,6 +11,8 @@
  *   events:push        may push SETs (RFC 8935) to this tenant's event receiver endpoints
  *   jit                may sign users in by just-in-time provisioning (POST /admin/v1/tenants/{t}/jit/oidc):
  *                      a login service's only right
+ *   register           may register its own SCIM endpoint for the manufacturer's registry push
+ *                      (POST /admin/v1/tenants/{t}/registrations): the customer is the client's id
  * Names compare case-insensitively.
  */
 import { ScimError } from '../scim/errors.ts';
@@ -36,7 +38,7 @@ export function normalizeScopes(scopes: Iterable<string>): Set<string> {
 }
 
 export const KNOWN_SCOPE =
-  /^(admin|gateway|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets)|events:(poll|push)|jit)$/i;
+  /^(admin|gateway|scim:(read|write)|[A-Za-z][\w-]*:(read|write)|devices:(managed|secrets)|events:(poll|push)|jit|register)$/i;
 
 /** Limited to the devices it manages (scope devices:managed), unless it is an admin. */
 export function isManagedOnly(p: Principal): boolean {

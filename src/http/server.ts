@@ -32,6 +32,7 @@ import type { UpstreamService } from '../events/inbound/upstreams.ts';
 import { adminGuards } from './admin-guards.ts';
 import { adminUpstreamRoutes } from './admin-upstream-routes.ts';
 import { adminSyncRoutes } from './admin-sync-routes.ts';
+import { adminRegistrationRoutes, type AdminRegistrationRouteDeps } from './admin-registration-routes.ts';
 import { adminSyncRunRoutes } from './admin-sync-run-routes.ts';
 import type { FlowRunner } from '../sync/engine/runner.ts';
 import type { ConnectionService } from '../sync/connections.ts';
@@ -65,6 +66,8 @@ export interface ServerDeps {
   jit?: JitService;
   /** Sync engine configuration (admin API .../connections, .../flows); absent = no routes. */
   sync?: { connections: ConnectionService; flows: FlowService };
+  /** Automatic customer registration (admin API .../registration(s), .../manufacturers); absent = no routes. */
+  registration?: Pick<AdminRegistrationRouteDeps, 'registrations' | 'manufacturers'>;
   /** Sync runs (admin API .../flows/{id}/runs, .../plan); needs `sync` too. */
   syncRunner?: FlowRunner;
 }
@@ -293,6 +296,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         runner: deps.syncRunner,
         flows: deps.sync.flows,
       }),
+      { prefix: '/admin/v1' },
+    );
+  }
+
+  if (deps.registration) {
+    await app.register(
+      adminRegistrationRoutes({ admin: deps.admin, authenticator, peerCertificate, ...deps.registration }),
       { prefix: '/admin/v1' },
     );
   }

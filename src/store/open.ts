@@ -13,6 +13,7 @@ import { ASYNC_REQUESTS_SCHEMA } from '../async/schema.sql.ts';
 import { INBOUND_EVENTS_SCHEMA } from '../events/inbound/schema.sql.ts';
 import { OUTBOUND_EVENTS_SCHEMA } from '../events/outbound/schema.sql.ts';
 import { SYNC_SCHEMA } from '../sync/schema.sql.ts';
+import { REGISTRATION_SCHEMA } from '../sync/registration-schema.sql.ts';
 import { BASE_SCHEMA } from './schema.sql.ts';
 import { uniqueIndexStatements } from './sql/filter-sql.ts';
 
@@ -59,6 +60,7 @@ export async function migrate(db: Database, registry: SchemaRegistry): Promise<v
       ...INBOUND_EVENTS_SCHEMA,
       ...ASYNC_REQUESTS_SCHEMA,
       ...SYNC_SCHEMA,
+      ...REGISTRATION_SCHEMA,
       ...uniqueIndexStatements(registry),
     ];
     for (const sql of statements) await tx.query(sql);
