@@ -1107,12 +1107,23 @@ export class ResourceService {
         : new Map<string, GroupRefRow[]>();
     if (wants.groups) for (const r of rows) if (r.groups && r.groups.length > 0) groups.set(r.id, r.groups);
     const groupsRt = this.registry.resourceTypes().find((t) => t.membersAttribute);
+    // A page is mostly of one type: look each type and its key order up once.
+    const typeOf = new Map<string, { rt: ResourceTypeConfig; order: string[] }>();
     return rows.map((row) => {
-      const rt = this.registry.resourceType(row.resource_type)!;
-      const out: JsonObject = { schemas: row.doc.schemas, id: row.id };
+      let t = typeOf.get(row.resource_type);
+      if (!t) {
+        const found = this.registry.resourceType(row.resource_type)!;
+        typeOf.set(row.resource_type, (t = { rt: found, order: this.keyOrder(found) }));
+      }
+      const { rt, order } = t;
+      const doc = row.doc;
+      const out: JsonObject = { schemas: doc.schemas, id: row.id };
       // jsonb does not keep key order: emit attributes in schema order, as clients and people expect.
-      for (const key of this.keyOrder(rt)) if (row.doc[key] !== undefined) out[key] = row.doc[key];
-      for (const [key, value] of Object.entries(row.doc)) if (!(key in out)) out[key] = value;
+      for (const key of order) {
+        const v = doc[key];
+        if (v !== undefined) out[key] = v;
+      }
+      for (const key of Object.keys(doc)) if (!(key in out)) out[key] = doc[key];
       if (rt.membersAttribute && members.has(row.id)) {
         out[rt.membersAttribute] = members.get(row.id)!.map((m) => memberValue(m, ctx, this.registry));
       }

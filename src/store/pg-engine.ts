@@ -1,9 +1,13 @@
 /** The production engine: a pool of connections to a PostgreSQL server (node-postgres). */
 import pg from 'pg';
 import type { Database, QueryResult, Queryable } from './db.ts';
+import { parseUtcTimestamp } from './timestamp.ts';
 
 // Return bigint columns (versions, sequences) as JS numbers rather than strings: they stay far below 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v));
+// timestamptz: the UTC form read without regular expressions, anything else by the driver's parser.
+const driverTimestamptz = pg.types.getTypeParser(1184) as (v: string) => Date | number | null;
+pg.types.setTypeParser(1184, (v: string) => parseUtcTimestamp(v) ?? driverTimestamptz(v));
 
 export class PostgresDatabase implements Database {
   readonly kind = 'postgres' as const;
