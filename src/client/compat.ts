@@ -43,6 +43,11 @@ export interface CompatOptions {
   contentType?: string;
   /** Cap on page sizes below the server's advertised maxPageSize. */
   maxPageSize?: number;
+  /**
+   * At most this many requests in flight from one sync run (default 8): for servers that throttle
+   * or fail under parallel writes (set 1 for strictly one request at a time).
+   */
+  maxConcurrentRequests?: number;
 }
 
 const isUrn = (s: string) => s.toLowerCase().startsWith('urn:');

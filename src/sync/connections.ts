@@ -379,6 +379,7 @@ const COMPAT_KEYS = [
   'disable',
   'contentType',
   'maxPageSize',
+  'maxConcurrentRequests',
 ] as const satisfies readonly (keyof CompatOptions)[];
 
 /** The known compatibility switches (src/client/compat.ts), each of its type. */
@@ -411,6 +412,8 @@ export function checkCompat(v: unknown): CompatOptions {
   }
   if (c.maxPageSize !== undefined)
     out.maxPageSize = integer(c.maxPageSize, 'compat.maxPageSize', 1, 1_000_000);
+  if (c.maxConcurrentRequests !== undefined)
+    out.maxConcurrentRequests = integer(c.maxConcurrentRequests, 'compat.maxConcurrentRequests', 1, 64);
   return out;
 }
 

@@ -198,9 +198,13 @@ describe('sync connections admin API', () => {
       [{ ...ok, timeoutMs: '5' }, 'body/timeoutMs has the wrong type'],
       [
         { ...ok, compat: { patchRequiresPaths: true } },
-        'compat.patchRequiresPaths is not an allowed property (allowed: patchRequiresPath, maxMembersPerPatch, membersAttribute, multiValueRemove, unfilterableAttributes, noFilterOnExternalId, disable, contentType, maxPageSize)',
+        'compat.patchRequiresPaths is not an allowed property (allowed: patchRequiresPath, maxMembersPerPatch, membersAttribute, multiValueRemove, unfilterableAttributes, noFilterOnExternalId, disable, contentType, maxPageSize, maxConcurrentRequests)',
       ],
       [{ ...ok, compat: { maxPageSize: 0 } }, 'compat.maxPageSize must be an integer from 1 to 1000000'],
+      [
+        { ...ok, compat: { maxConcurrentRequests: 65 } },
+        'compat.maxConcurrentRequests must be an integer from 1 to 64',
+      ],
       [
         { ...ok, compat: { disable: ['paging'] } },
         'compat.disable[] must be one of "patch", "bulk", "filter", "sort", "etag", "cursor"',

@@ -140,11 +140,11 @@ export function sqlSource(pair: Pair): FlowSource {
           auth: Connection['auth'];
           created: Date;
           updated: Date;
-          compat: null;
+          compat: Connection['compat'] | null;
         }>('SELECT * FROM sync_connections WHERE tenant_id = $1 AND id = $2', [tenant, id])
       ).rows[0];
       if (!r) return undefined;
-      return {
+      const c: Connection = {
         tenant,
         id,
         name: id,
@@ -153,6 +153,8 @@ export function sqlSource(pair: Pair): FlowSource {
         created: r.created,
         updated: r.updated,
       };
+      if (r.compat) c.compat = r.compat;
+      return c;
     },
   };
 }

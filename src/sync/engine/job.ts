@@ -97,6 +97,11 @@ export interface Job {
   /** Retry keys handled in this run (so a retried item is not done twice). */
   handled: Set<string>;
   /**
+   * The flow's retry keys, once pendingRetries has read them: a succeeding item then deletes its
+   * retry row only when it has one (not one DELETE per item of a 100,000-resource run).
+   */
+  retryKeys?: Set<string>;
+  /**
    * Set by a `changes` push that ended with committed changes of its types at or above its new
    * position (the window ends at the oldest transaction still open anywhere in the cluster): that
    * position. The runner requests the flow again once the log position has moved past it, so a
@@ -104,6 +109,9 @@ export interface Job {
    */
   catchUp?: string;
 }
+
+/** Items in flight at once when the connection sets no compat.maxConcurrentRequests. */
+export const DEFAULT_ITEMS_IN_FLIGHT = 8;
 
 export const syncClientId = (flowId: string): string => `sync:${flowId}`;
 
@@ -323,7 +331,7 @@ export async function runItem(
   await job.recorder.checkpoint();
   try {
     await fn();
-    if (!job.dryRun) await clearRetry(job, key);
+    if (!job.dryRun && (job.retryKeys === undefined || job.retryKeys.has(key))) await clearRetry(job, key);
     return true;
   } catch (e) {
     if (e instanceof RunAborted) throw e;
@@ -335,6 +343,7 @@ export async function runItem(
 }
 
 async function clearRetry(job: Job, key: string): Promise<void> {
+  job.retryKeys?.delete(key);
   await job.deps.db.query('DELETE FROM sync_retries WHERE tenant_id = $1 AND flow_id = $2 AND key = $3', [
     job.flow.tenant,
     job.flow.id,
@@ -343,6 +352,7 @@ async function clearRetry(job: Job, key: string): Promise<void> {
 }
 
 async function noteRetry(job: Job, key: string, resourceType: string, error: string): Promise<void> {
+  job.retryKeys?.add(key);
   await job.deps.db.query(
     `INSERT INTO sync_retries (tenant_id, flow_id, resource_type, key, attempts, last_error, updated)
      VALUES ($1, $2, $3, $4, 1, $5, clock_timestamp())
@@ -358,11 +368,52 @@ export async function pendingRetries(job: Job): Promise<{ resourceType: string; 
     'SELECT resource_type, key FROM sync_retries WHERE tenant_id = $1 AND flow_id = $2 ORDER BY updated, key',
     [job.flow.tenant, job.flow.id],
   );
+  job.retryKeys = new Set(res.rows.map((r) => r.key));
   return res.rows.map((r) => ({
     resourceType: r.resource_type,
     key: r.key,
     id: r.key.slice(r.key.indexOf('/') + 1),
   }));
+}
+
+/**
+ * Runs `fn` over the items with up to `limit` in flight (each item's own failure is recorded by
+ * runItem and does not stop the others). A RunAborted stops new items from starting; the ones in
+ * flight finish, then it is thrown. Resources of one page are independent (member-less types:
+ * a Group's members are resolved one group at a time by the callers).
+ */
+export async function forEachInFlight<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
+  if (limit <= 1 || items.length <= 1) {
+    for (const item of items) await fn(item);
+    return;
+  }
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (e) {
+        failure ??= { error: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.error;
+}
+
+/**
+ * How many items of one type a run keeps in flight: 1 for types with members (a group may push or
+ * pull its members first) and for plans (shown in the order of the source).
+ */
+export function itemsInFlight(job: Pick<Job, 'connection' | 'dryRun'>, rt: ResourceTypeConfig): number {
+  if (rt.membersAttribute || job.dryRun) return 1;
+  return job.connection.compat?.maxConcurrentRequests ?? DEFAULT_ITEMS_IN_FLIGHT;
 }
 
 export const itemKey = (rt: ResourceTypeConfig, id: string): string => `${rt.name}/${id}`;

@@ -43,7 +43,17 @@ function toLink(r: LinkRow): Link {
 
 const COLUMNS = 'resource_type, local_id, remote_id, local_version, remote_version, digest';
 
+/**
+ * The flow's links, with a per-run cache: only the run holding the flow's lease writes its links,
+ * so what this store read or wrote stays true for the run. Pages prefetch their links in one query
+ * (`prefetchLocal` / `prefetchRemote`) instead of one query per resource.
+ */
 export class LinkStore {
+  /** localId → link, or null when known to have none. */
+  private readonly byLocalId = new Map<string, Link | null>();
+  /** remoteId → link, or null when known to have none. */
+  private readonly byRemoteId = new Map<string, Link | null>();
+
   constructor(
     private readonly db: Database,
     readonly tenant: string,
@@ -51,19 +61,70 @@ export class LinkStore {
   ) {}
 
   async byLocal(localId: string): Promise<Link | undefined> {
+    const known = this.byLocalId.get(localId);
+    if (known !== undefined) return known ?? undefined;
     const res = await this.db.query<LinkRow>(
       `SELECT ${COLUMNS} FROM sync_links WHERE tenant_id = $1 AND flow_id = $2 AND local_id = $3`,
       [this.tenant, this.flowId, localId],
     );
-    return res.rows[0] ? toLink(res.rows[0]) : undefined;
+    const link = res.rows[0] ? toLink(res.rows[0]) : undefined;
+    if (link) this.remember(link);
+    else this.byLocalId.set(localId, null);
+    return link;
   }
 
   async byRemote(remoteId: string): Promise<Link | undefined> {
+    const known = this.byRemoteId.get(remoteId);
+    if (known !== undefined) return known ?? undefined;
     const res = await this.db.query<LinkRow>(
       `SELECT ${COLUMNS} FROM sync_links WHERE tenant_id = $1 AND flow_id = $2 AND remote_id = $3`,
       [this.tenant, this.flowId, remoteId],
     );
-    return res.rows[0] ? toLink(res.rows[0]) : undefined;
+    const link = res.rows[0] ? toLink(res.rows[0]) : undefined;
+    if (link) this.remember(link);
+    else this.byRemoteId.set(remoteId, null);
+    return link;
+  }
+
+  /** Reads the links of these local ids in one query (a page of a push); later byLocal calls hit the cache. */
+  async prefetchLocal(localIds: string[]): Promise<void> {
+    await this.prefetch('local_id', localIds, this.byLocalId);
+  }
+
+  /** Reads the links of these remote ids in one query (a page of a pull). */
+  async prefetchRemote(remoteIds: string[]): Promise<void> {
+    await this.prefetch('remote_id', remoteIds, this.byRemoteId);
+  }
+
+  private async prefetch(
+    column: 'local_id' | 'remote_id',
+    ids: string[],
+    cache: Map<string, Link | null>,
+  ): Promise<void> {
+    const wanted = ids.filter((id) => !cache.has(id));
+    if (wanted.length === 0) return;
+    // Bounded memory over a 100,000-resource run: the cache holds what recent pages touched.
+    if (cache.size > 50_000) {
+      this.byLocalId.clear();
+      this.byRemoteId.clear();
+    }
+    const res = await this.db.query<LinkRow>(
+      `SELECT ${COLUMNS} FROM sync_links WHERE tenant_id = $1 AND flow_id = $2 AND ${column} = ANY($3::text[])`,
+      [this.tenant, this.flowId, wanted],
+    );
+    for (const row of res.rows) this.remember(toLink(row));
+    for (const id of wanted) if (!cache.has(id)) cache.set(id, null);
+  }
+
+  private remember(link: Link): void {
+    this.byLocalId.set(link.localId, link);
+    this.byRemoteId.set(link.remoteId, link);
+  }
+
+  private forget(localId: string): void {
+    const old = this.byLocalId.get(localId);
+    if (old) this.byRemoteId.set(old.remoteId, null);
+    this.byLocalId.set(localId, null);
   }
 
   /** Every link of the flow for one resource type. */
@@ -78,34 +139,39 @@ export class LinkStore {
 
   /**
    * Stores a link. A link of either id to another resource is replaced: a local resource has one
-   * remote counterpart per flow and the other way round.
+   * remote counterpart per flow and the other way round. One statement: the INSERT reads the
+   * DELETE's row count, so the DELETE has finished (freeing the remote id) before the row is
+   * written.
    */
   async save(link: Link): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx.query(
-        'DELETE FROM sync_links WHERE tenant_id = $1 AND flow_id = $2 AND remote_id = $3 AND local_id <> $4',
-        [this.tenant, this.flowId, link.remoteId, link.localId],
-      );
-      await tx.query(
-        `INSERT INTO sync_links (tenant_id, flow_id, resource_type, local_id, remote_id, local_version,
-                                 remote_version, digest, updated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp())
-         ON CONFLICT (tenant_id, flow_id, local_id) DO UPDATE SET
-           resource_type = EXCLUDED.resource_type, remote_id = EXCLUDED.remote_id,
-           local_version = EXCLUDED.local_version, remote_version = EXCLUDED.remote_version,
-           digest = EXCLUDED.digest, updated = EXCLUDED.updated`,
-        [
-          this.tenant,
-          this.flowId,
-          link.resourceType,
-          link.localId,
-          link.remoteId,
-          link.localVersion ?? null,
-          link.remoteVersion ?? null,
-          link.digest ?? null,
-        ],
-      );
-    });
+    await this.db.query(
+      `WITH gone AS (
+         DELETE FROM sync_links WHERE tenant_id = $1 AND flow_id = $2 AND remote_id = $5 AND local_id <> $4
+         RETURNING local_id
+       )
+       INSERT INTO sync_links (tenant_id, flow_id, resource_type, local_id, remote_id, local_version,
+                               remote_version, digest, updated)
+       SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::text, $8::text, clock_timestamp()
+         FROM (SELECT count(*) FROM gone) AS g
+       ON CONFLICT (tenant_id, flow_id, local_id) DO UPDATE SET
+         resource_type = EXCLUDED.resource_type, remote_id = EXCLUDED.remote_id,
+         local_version = EXCLUDED.local_version, remote_version = EXCLUDED.remote_version,
+         digest = EXCLUDED.digest, updated = EXCLUDED.updated`,
+      [
+        this.tenant,
+        this.flowId,
+        link.resourceType,
+        link.localId,
+        link.remoteId,
+        link.localVersion ?? null,
+        link.remoteVersion ?? null,
+        link.digest ?? null,
+      ],
+    );
+    const previous = this.byRemoteId.get(link.remoteId);
+    if (previous && previous.localId !== link.localId) this.byLocalId.set(previous.localId, null);
+    this.forget(link.localId);
+    this.remember({ ...link });
   }
 
   async dropLocal(localId: string): Promise<void> {
@@ -114,6 +180,7 @@ export class LinkStore {
       this.flowId,
       localId,
     ]);
+    this.forget(localId);
   }
 }
 

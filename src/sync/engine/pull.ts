@@ -28,7 +28,9 @@ import { ScimError } from '../../scim/errors.ts';
 import { content, differences, digestOf, getPath, leafPaths, setPath } from './attributes.ts';
 import {
   flowTypes,
+  forEachInFlight,
   isNotFound,
+  itemsInFlight,
   itemKey,
   localGet,
   localMutability,
@@ -50,6 +52,17 @@ interface PullScope {
   active: Set<string>;
   /** Highest meta.lastModified seen per type (watermarks). */
   lastModified: Map<string, string>;
+  /** The local side of the page being pulled, read in a few queries (see prefetchPage). */
+  page?: PagePrefetch;
+}
+
+/** A page's local resources: the linked ones by id, and match candidates per attribute and key. */
+interface PagePrefetch {
+  type: string;
+  /** local id → the linked local resource (null: gone). */
+  linked: Map<string, JsonObject | null>;
+  /** matching attribute (lower case) → match key → local resources with that value. */
+  candidates: Map<string, Map<string, JsonObject[]>>;
 }
 
 export async function runPull(job: Job): Promise<void> {
@@ -99,25 +112,20 @@ async function pullFull(job: Job, scope: PullScope): Promise<void> {
       .pages({ filter: job.flow.filter, pageSize: PAGE })) {
       if (first) job.recorder.addTotal(page.totalResults ?? page.Resources.length);
       first = false;
-      for (const r of page.Resources) {
-        if (!r.id) continue;
-        seen.add(r.id);
-        observe(scope, rt, r);
-        const key = itemKey(rt, r.id);
-        if (job.handled.has(key)) continue;
-        await runItem(job, key, { resourceType: rt.name, remoteId: r.id }, () =>
-          pullResource(job, scope, rt, r),
-        );
-      }
+      for (const r of page.Resources) if (r.id) seen.add(r.id);
+      await pullPage(job, scope, rt, page.Resources);
     }
-    for (const link of await job.links.all(rt.name)) {
-      if (seen.has(link.remoteId)) continue;
-      const key = itemKey(rt, link.remoteId);
-      if (job.handled.has(key)) continue;
-      await runItem(job, key, { resourceType: rt.name, localId: link.localId, remoteId: link.remoteId }, () =>
-        pullGone(job, rt, link),
-      );
-    }
+    const gone = (await job.links.all(rt.name)).filter(
+      (link) => !seen.has(link.remoteId) && !job.handled.has(itemKey(rt, link.remoteId)),
+    );
+    await forEachInFlight(gone, itemsInFlight(job, rt), (link) =>
+      runItem(
+        job,
+        itemKey(rt, link.remoteId),
+        { resourceType: rt.name, localId: link.localId, remoteId: link.remoteId },
+        () => pullGone(job, rt, link),
+      ),
+    );
   }
   if (!job.dryRun) {
     job.state.lastFullAt = new Date().toISOString();
@@ -126,6 +134,104 @@ async function pullFull(job: Job, scope: PullScope): Promise<void> {
     }
     await job.saveState();
   }
+}
+
+/**
+ * One listed page: its links and local counterparts read together (prefetchPage), then its
+ * resources pulled with several in flight (one at a time for types with members).
+ */
+async function pullPage(
+  job: Job,
+  scope: PullScope,
+  rt: ResourceTypeConfig,
+  resources: ScimResource[],
+): Promise<void> {
+  const todo: ScimResource[] = [];
+  for (const r of resources) {
+    if (!r.id) continue;
+    observe(scope, rt, r);
+    if (!job.handled.has(itemKey(rt, r.id))) todo.push(r);
+  }
+  scope.page = await prefetchPage(job, rt, todo);
+  try {
+    await forEachInFlight(todo, itemsInFlight(job, rt), (r) =>
+      runItem(job, itemKey(rt, r.id!), { resourceType: rt.name, remoteId: r.id }, () =>
+        pullResource(job, scope, rt, r),
+      ),
+    );
+  } finally {
+    scope.page = undefined;
+  }
+}
+
+/**
+ * The local side of a page in a few queries instead of several per resource: the page's links;
+ * the linked local resources (one `id eq … or …` list); for resources without a link, the local
+ * candidates of each matching attribute (one `attr eq … or …` list per attribute) and their
+ * links. Types with members are left to the per-resource path (their members are translated one
+ * group at a time anyway).
+ */
+async function prefetchPage(
+  job: Job,
+  rt: ResourceTypeConfig,
+  remotes: ScimResource[],
+): Promise<PagePrefetch | undefined> {
+  if (remotes.length < 2 || rt.membersAttribute) return undefined;
+  const { links } = job;
+  await links.prefetchRemote(remotes.map((r) => r.id!));
+  const out: PagePrefetch = { type: rt.name, linked: new Map(), candidates: new Map() };
+  const unlinked: JsonObject[] = [];
+  const linkedIds: string[] = [];
+  for (const r of remotes) {
+    const link = await links.byRemote(r.id!);
+    if (link) linkedIds.push(link.localId);
+    else unlinked.push(applyMapping(r as unknown as JsonObject, job.flow.mapping));
+  }
+  if (linkedIds.length > 0) {
+    const found = await listByValues(job, rt, 'id', linkedIds);
+    if (!found) return undefined;
+    for (const id of linkedIds) out.linked.set(id, null);
+    for (const doc of found) out.linked.set(doc.id as string, doc);
+  }
+  for (const attr of matchingAttributes(job.flow.matching, rt.name)) {
+    const values = unlinked
+      .map((m) => getPath(m, attr))
+      .filter((v): v is string => typeof v === 'string' && v !== '');
+    if (values.length === 0) continue;
+    const found = await listByValues(job, rt, attr, values);
+    if (!found) continue;
+    const byKey = new Map<string, JsonObject[]>();
+    for (const doc of found) {
+      const v = getPath(doc, attr);
+      if (typeof v !== 'string') continue;
+      const k = matchKey(attr, v);
+      byKey.set(k, [...(byKey.get(k) ?? []), doc]);
+    }
+    out.candidates.set(attr.toLowerCase(), byKey);
+    await links.prefetchLocal(found.map((doc) => doc.id as string));
+  }
+  return out;
+}
+
+/** Local resources whose `attr` equals one of the values (one list), or undefined when they do not fit one page. */
+async function listByValues(
+  job: Job,
+  rt: ResourceTypeConfig,
+  attr: string,
+  values: string[],
+): Promise<JsonObject[] | undefined> {
+  const unique = [...new Set(values)];
+  const max = Math.min(job.ctx.limits.maxPageSize, job.ctx.limits.filterMaxResults);
+  if (unique.length > max) return undefined;
+  const filter = unique.map((v) => `${attr} eq ${JSON.stringify(v)}`).join(' or ');
+  const res = await job.deps.service.list(job.ctx, [rt], { filter, count: max });
+  const rows = res.Resources ?? [];
+  return res.totalResults > rows.length ? undefined : rows;
+}
+
+/** How matching compares values: externalId exactly (caseExact), the other keys case-insensitively. */
+function matchKey(attribute: string, value: string): string {
+  return attribute.toLowerCase() === 'externalid' ? value : value.toLowerCase();
 }
 
 // ---- delta --------------------------------------------------------------------------------------
@@ -209,15 +315,7 @@ async function pullDelta(job: Job, scope: PullScope): Promise<void> {
     const filter = `meta.lastModified ge ${JSON.stringify(since)}${job.flow.filter ? ` and (${job.flow.filter})` : ''}`;
     for await (const page of job.client.resources(rt.name).pages({ filter, pageSize: PAGE })) {
       job.recorder.addTotal(page.Resources.length);
-      for (const r of page.Resources) {
-        if (!r.id) continue;
-        observe(scope, rt, r);
-        const key = itemKey(rt, r.id);
-        if (job.handled.has(key)) continue;
-        await runItem(job, key, { resourceType: rt.name, remoteId: r.id }, () =>
-          pullResource(job, scope, rt, r),
-        );
-      }
+      await pullPage(job, scope, rt, page.Resources);
     }
     const seen = scope.lastModified.get(rt.name);
     if (!job.dryRun && seen && Date.parse(seen) > Date.parse(mark)) {
@@ -239,13 +337,15 @@ async function deltaOfType(job: Job, scope: PullScope, rt: ResourceTypeConfig, t
     const page = isJsonObject(res.body) ? res.body : {};
     const items = Array.isArray(page.Resources) ? page.Resources.filter(isJsonObject) : [];
     job.recorder.addTotal(items.length);
-    for (const item of items) {
+    const todo = items.filter((item) => {
       const id = typeof item.changedResourceId === 'string' ? item.changedResourceId : undefined;
-      if (!id) continue;
+      return id !== undefined && !job.handled.has(itemKey(rt, id));
+    });
+    await job.links.prefetchRemote(todo.map((item) => item.changedResourceId as string));
+    await forEachInFlight(todo, itemsInFlight(job, rt), (item) => {
+      const id = item.changedResourceId as string;
       const type = typeof item.changeType === 'string' ? item.changeType.toLowerCase() : '';
-      const key = itemKey(rt, id);
-      if (job.handled.has(key)) continue;
-      await runItem(job, key, { resourceType: rt.name, remoteId: id }, async () => {
+      return runItem(job, itemKey(rt, id), { resourceType: rt.name, remoteId: id }, async () => {
         if (type === 'delete') {
           const link = await job.links.byRemote(id);
           if (link) await pullGone(job, rt, link);
@@ -256,7 +356,7 @@ async function deltaOfType(job: Job, scope: PullScope, rt: ResourceTypeConfig, t
         const remote = data?.id ? data : await job.client.resources(rt.name).get(id);
         await pullResource(job, scope, rt, remote);
       });
-    }
+    });
     const nt = page.nextDeltaToken;
     if (isJsonObject(nt) && typeof nt.value === 'string') next = nt.value;
     else if (typeof nt === 'string') next = nt;
@@ -303,13 +403,19 @@ async function pullPresent(
   );
   const digest = digestOf(authority.pick(mapped, 'update'));
   let link = await links.byRemote(remoteId);
-  let local = link ? await localGet(job, rt, link.localId) : undefined;
+  const prefetched = scope.page?.type === rt.name ? scope.page : undefined;
+  let local: JsonObject | undefined;
+  if (link && prefetched?.linked.has(link.localId)) local = prefetched.linked.get(link.localId) ?? undefined;
+  else if (link) local = await localGet(job, rt, link.localId);
   if (link && !local) {
     if (!job.dryRun) await links.dropLocal(link.localId);
     link = undefined;
   }
   const linked = !!link;
-  if (!local) local = await matchLocal(job, rt, remoteId, mapped);
+  // An events flow keeps the upstream's ids (domain replication): a copy the replica applier
+  // already wrote under the remote id is this resource's counterpart.
+  if (!local && job.flow.mode === 'events') local = await localGet(job, rt, remoteId);
+  if (!local) local = await matchLocal(job, rt, remoteId, mapped, prefetched);
   if (!local) {
     const body = authority.pick(mapped, 'create');
     if (job.dryRun) {
@@ -326,7 +432,7 @@ async function pullPresent(
       });
       return;
     }
-    const created = (await deps.service.create(ctx, rt, body)).resource;
+    const created = await createLocal(job, rt, remoteId, body);
     const localId = created.id as string;
     await links.save({
       resourceType: rt.name,
@@ -423,6 +529,26 @@ async function pullPresent(
   });
 }
 
+/**
+ * Creates the local copy of a remote resource. An `events` flow writes it under the remote's id,
+ * as the replica applier (src/events/inbound/applier.ts) does for the same upstream: the flow's
+ * full pull and the SETs arriving meanwhile then write one resource, not two (a copy under a new
+ * id made the SET's own create fail on the taken userName), and references between replicated
+ * resources stay valid. Other modes give new local ids.
+ */
+async function createLocal(
+  job: Job,
+  rt: ResourceTypeConfig,
+  remoteId: string,
+  body: JsonObject,
+): Promise<JsonObject> {
+  if (job.flow.mode !== 'events') return (await job.deps.service.create(job.ctx, rt, body)).resource;
+  await job.deps.service.applyReplica(job.ctx, rt, remoteId, { kind: 'upsert', resource: body });
+  const created = await localGet(job, rt, remoteId);
+  if (!created) throw new ItemError(`${rt.name} ${remoteId} was deleted while it was being pulled`);
+  return created;
+}
+
 /** A linked remote record gone or out of scope: the local resource per onDelete. */
 async function pullGone(job: Job, rt: ResourceTypeConfig, link: Link): Promise<void> {
   const action = job.flow.onDelete;
@@ -468,16 +594,25 @@ async function matchLocal(
   rt: ResourceTypeConfig,
   remoteId: string,
   mapped: JsonObject,
+  prefetched?: PagePrefetch,
 ): Promise<JsonObject | undefined> {
   for (const attr of matchingAttributes(job.flow.matching, rt.name)) {
     const v = getPath(mapped, attr);
     if (typeof v !== 'string' || v === '') continue;
-    const res = await job.deps.service.list(job.ctx, [rt], {
-      filter: `${attr} eq ${JSON.stringify(v)}`,
-      count: 10,
-    });
+    // A value the page's query found nothing for at all has no candidate; a miss among found values
+    // may be another spelling the query matched (a MAC address as aa-bb-… vs AA:BB:…): asked alone.
+    const known = prefetched?.candidates.get(attr.toLowerCase());
+    const hit = known && (known.size === 0 ? [] : known.get(matchKey(attr, v)));
+    const candidates = hit
+      ? hit
+      : ((
+          await job.deps.service.list(job.ctx, [rt], {
+            filter: `${attr} eq ${JSON.stringify(v)}`,
+            count: 10,
+          })
+        ).Resources ?? []);
     const found: JsonObject[] = [];
-    for (const r of res.Resources ?? []) {
+    for (const r of candidates) {
       const other = await job.links.byLocal(r.id as string);
       if (!other || other.remoteId === remoteId) found.push(r);
     }

@@ -23,7 +23,9 @@ import { currentPosition, windowBounds, windowCandidates } from '../../store/cha
 import { content, differences, digestOf, getPath, leafPaths, setPath } from './attributes.ts';
 import {
   flowTypes,
+  forEachInFlight,
   inScope,
+  itemsInFlight,
   isNotFound,
   itemKey,
   LiveRemote,
@@ -92,28 +94,35 @@ async function pushFull(job: Job): Promise<void> {
       });
       if (first) job.recorder.addTotal(page.totalResults);
       first = false;
+      const todo: JsonObject[] = [];
       for (const rep of page.Resources ?? []) {
         const id = rep.id as string;
         if (!inScope(scope.filters, rt, rep)) continue;
         seen.add(id);
-        const key = itemKey(rt, id);
-        if (job.handled.has(key)) continue;
-        await runItem(job, key, { resourceType: rt.name, localId: id }, () =>
+        if (!job.handled.has(itemKey(rt, id))) todo.push(rep);
+      }
+      await job.links.prefetchLocal(todo.map((rep) => rep.id as string));
+      await forEachInFlight(todo, itemsInFlight(job, rt), (rep) => {
+        const id = rep.id as string;
+        return runItem(job, itemKey(rt, id), { resourceType: rt.name, localId: id }, () =>
           pushResource(job, scope, rt, id, rep),
         );
-      }
+      });
       if (!page.nextCursor) break;
       cursor = page.nextCursor;
     }
     // Links whose local resource is gone or left the scope.
-    for (const link of await job.links.all(rt.name)) {
-      if (seen.has(link.localId)) continue;
-      const key = itemKey(rt, link.localId);
-      if (job.handled.has(key)) continue;
-      await runItem(job, key, { resourceType: rt.name, localId: link.localId, remoteId: link.remoteId }, () =>
-        pushGone(job, scope, rt, link),
-      );
-    }
+    const gone = (await job.links.all(rt.name)).filter(
+      (link) => !seen.has(link.localId) && !job.handled.has(itemKey(rt, link.localId)),
+    );
+    await forEachInFlight(gone, itemsInFlight(job, rt), (link) =>
+      runItem(
+        job,
+        itemKey(rt, link.localId),
+        { resourceType: rt.name, localId: link.localId, remoteId: link.remoteId },
+        () => pushGone(job, scope, rt, link),
+      ),
+    );
   }
   if (!job.dryRun) {
     job.state.position = start;
@@ -166,17 +175,27 @@ async function pushChanges(job: Job): Promise<void> {
     const ordered = [...batch].sort(
       (a, b) => names.indexOf(a.resource_type) - names.indexOf(b.resource_type) || a.seq - b.seq,
     );
+    const todo: typeof ordered = [];
     for (const c of ordered) {
-      const rt = types.find((t) => t.name === c.resource_type)!;
-      const key = itemKey(rt, c.resource_id);
-      if ((c.client_id !== null && echo.has(c.client_id)) || job.handled.has(key)) {
-        job.recorder.skipped();
-        continue;
-      }
-      await runItem(job, key, { resourceType: rt.name, localId: c.resource_id }, async () => {
-        const local = c.operation === 'delete' ? undefined : await localGet(job, rt, c.resource_id);
-        await pushResource(job, scope, rt, c.resource_id, local);
-      });
+      const key = `${c.resource_type}/${c.resource_id}`;
+      if ((c.client_id !== null && echo.has(c.client_id)) || job.handled.has(key)) job.recorder.skipped();
+      else todo.push(c);
+    }
+    await job.links.prefetchLocal(todo.map((c) => c.resource_id));
+    // One type at a time, in the flow's order (members before groups), its items in flight together.
+    for (const rt of types) {
+      const ofType = todo.filter((c) => c.resource_type === rt.name);
+      await forEachInFlight(ofType, itemsInFlight(job, rt), (c) =>
+        runItem(
+          job,
+          itemKey(rt, c.resource_id),
+          { resourceType: rt.name, localId: c.resource_id },
+          async () => {
+            const local = c.operation === 'delete' ? undefined : await localGet(job, rt, c.resource_id);
+            await pushResource(job, scope, rt, c.resource_id, local);
+          },
+        ),
+      );
     }
     w.after = batch[batch.length - 1].seq;
     await job.saveState();
