@@ -13,6 +13,7 @@ import {
   type Feature,
 } from './compat.ts';
 import { diffResources } from './diff.ts';
+import { localPatcher } from './local-patch.ts';
 import {
   FALLBACK_RESOURCE_TYPES,
   mutabilityMap,
@@ -24,11 +25,18 @@ import {
   type ResourceTypeInfo,
   type SchemaInfo,
 } from './discovery.ts';
-import { ScimClientError, ScimNetworkError, ScimUnsupportedError, type ResponseHeaders } from './errors.ts';
+import {
+  ScimClientError,
+  ScimNetworkError,
+  ScimPatchApplyError,
+  ScimUnsupportedError,
+  type ResponseHeaders,
+} from './errors.ts';
 import { backoffDelay, defaultSleep, parseRetryAfter, RETRY_STATUSES, type RetryOptions } from './retry.ts';
 import { NodeTransport, type HttpResponse, type TlsOptions, type Transport } from './transport.ts';
 import {
   BULK_REQUEST_SCHEMA,
+  ERROR_SCHEMA,
   PATCH_OP_SCHEMA,
   SCIM_MEDIA_TYPE,
   SEARCH_REQUEST_SCHEMA,
@@ -112,6 +120,8 @@ export interface RequestOptions extends CallOptions {
 }
 
 const DEFAULT_PAGE_SIZE = 100;
+/** GET + PUT rounds of a PATCH emulated on a server without PATCH when others keep writing (412). */
+export const PATCH_FALLBACK_ATTEMPTS = 3;
 /** RFC 7644 gives no default for missing bulk limits; these keep a request modest. */
 const DEFAULT_BULK_MAX_OPERATIONS = 100;
 const DEFAULT_BULK_MAX_PAYLOAD = 1_048_576;
@@ -421,6 +431,7 @@ export class ScimClient {
     if (op.bulkId) base.bulkId = op.bulkId;
     const caps = await this.capabilities();
     const ifMatch = caps.etag && op.version ? op.version : undefined;
+    if (op.method === 'PATCH' && !caps.patch) return this.singlePatchByReplace(op, base);
     try {
       const body =
         op.method === 'PATCH' ? { schemas: [PATCH_OP_SCHEMA], ...op.data } : op.data && withoutMeta(op.data);
@@ -443,6 +454,51 @@ export class ScimClient {
       return base;
     }
   }
+  /** A PATCH bulk operation on a server with neither Bulk nor PATCH: GET, apply locally, PUT. */
+  private async singlePatchByReplace(
+    op: BulkOperation,
+    base: BulkOperationResult,
+  ): Promise<BulkOperationResult> {
+    const m = /^(\/[^/]+)\/([^/]+)$/.exec(op.path);
+    const d = await this.discover();
+    const rt = m ? d.resourceTypes.find((r) => r.endpoint.toLowerCase() === m[1].toLowerCase()) : undefined;
+    if (!m || !rt) {
+      throw new ScimUnsupportedError(
+        'patch',
+        `Bulk PATCH ${op.path}: not a resource of a known resource type`,
+      );
+    }
+    const data = op.data ?? {};
+    const list = data[findKey(data, 'Operations') ?? 'Operations'];
+    const ops = (Array.isArray(list) ? list : []) as unknown as PatchOperation[];
+    try {
+      const r = await this.resources(rt.name).patchByReplace(decodeURIComponent(m[2]), ops, {
+        ifMatch: op.version,
+      });
+      base.status = r.resource ? '200' : '204';
+      base.location = `${this.baseUrl}${op.path}`;
+      if (r.version) base.version = r.version;
+      return base;
+    } catch (e) {
+      if (e instanceof ScimPatchApplyError) {
+        base.status = String(e.status);
+        base.response = errorBody(e.status, e.scimType, e.detail);
+        return base;
+      }
+      if (!(e instanceof ScimClientError)) throw e;
+      base.status = String(e.status);
+      if (e.body !== undefined) base.response = e.body;
+      return base;
+    }
+  }
+}
+
+/** A SCIM Error message (RFC 7644 §3.12) for results the client reports itself. */
+function errorBody(status: number, scimType: string | undefined, detail: string): JsonObject {
+  const out: JsonObject = { schemas: [ERROR_SCHEMA], status: String(status) };
+  if (scimType) out.scimType = scimType;
+  out.detail = detail;
+  return out;
 }
 
 function locationOf(resource: JsonObject): string | undefined {
@@ -541,11 +597,61 @@ export class ResourceClient<T extends ScimResource = ScimResource> {
 
   /**
    * Sends PATCH operations (split per the compatibility switches). Returns the resource when the
-   * server answered with it (it may answer 204), undefined otherwise. Throws ScimUnsupportedError
-   * when the server has no PATCH: use `update`, which falls back to PUT.
+   * server answered with it (it may answer 204), undefined otherwise. On a server without PATCH the
+   * resource is read, the operations are applied locally by scimd's PATCH engine and the result is
+   * sent with PUT, conditional on the version read (see `patchByReplace`).
    */
   async patch(id: string, ops: PatchOperation[], opts: WriteOptions = {}): Promise<T | undefined> {
+    if (!(await this.client.capabilities()).patch) return (await this.patchByReplace(id, ops, opts)).resource;
     return (await this.sendPatch(id, ops, opts)).resource;
+  }
+
+  /**
+   * PATCH emulated with GET + PUT. The PUT carries `If-Match`: the caller's `ifMatch` when given
+   * (a 412 then goes to the caller), else the version the GET returned; a 412 on the latter means
+   * someone wrote in between, so the resource is read and patched again, at most
+   * PATCH_FALLBACK_ATTEMPTS times. Without ETag support there is no precondition (a write between
+   * the GET and the PUT is overwritten). Operations the engine refuses throw ScimPatchApplyError
+   * and nothing is written; no PUT is sent when they change nothing.
+   */
+  async patchByReplace(
+    id: string,
+    ops: PatchOperation[],
+    opts: WriteOptions = {},
+  ): Promise<{ resource?: T; version?: string; requests: number }> {
+    const patcher = localPatcher(await this.client.discover(), await this.client.resourceType(this.type));
+    const etag = (await this.client.capabilities()).etag;
+    const path = await this.itemPath(id);
+    const given = typeof opts.ifMatch === 'string' ? opts.ifMatch : undefined;
+    const call = { timeoutMs: opts.timeoutMs, headers: opts.headers };
+    let requests = 0;
+    for (let attempt = 1; ; attempt++) {
+      const got = await this.client.request('GET', path, { ...call, idempotent: true });
+      requests++;
+      const current = isJsonObject(got.body) ? got.body : undefined;
+      if (!current) throw new TypeError(`GET ${path} answered ${got.status} without a resource`);
+      const read = got.headers.etag ?? versionOf(current);
+      const next = patcher.apply(current, ops);
+      if (!next.changed) return { resource: current as unknown as T, version: read, requests };
+      const ifMatch = etag ? (given ?? read) : undefined;
+      try {
+        const res = await this.client.request('PUT', path, {
+          ...call,
+          body: patcher.putBody(next.resource),
+          ifMatch,
+          idempotent: true,
+        });
+        requests++;
+        return {
+          resource: ResourceClient.resource<T>(res),
+          version: res.headers.etag ?? versionOf(res.body),
+          requests,
+        };
+      } catch (e) {
+        const raced = e instanceof ScimClientError && e.status === 412 && given === undefined;
+        if (!raced || ifMatch === undefined || attempt >= PATCH_FALLBACK_ATTEMPTS) throw e;
+      }
+    }
   }
 
   private async sendPatch(

@@ -38,6 +38,7 @@ export interface AttributeInfo {
   multiValued: boolean;
   mutability: string;
   caseExact: boolean;
+  required: boolean;
   subAttributes?: AttributeInfo[];
 }
 
@@ -123,6 +124,7 @@ function parseAttribute(doc: JsonValue): AttributeInfo | undefined {
     multiValued: bool(get(doc, 'multiValued')),
     mutability: str(get(doc, 'mutability')) ?? 'readWrite',
     caseExact: bool(get(doc, 'caseExact')),
+    required: bool(get(doc, 'required')),
     subAttributes: Array.isArray(subs)
       ? subs.map(parseAttribute).filter((a): a is AttributeInfo => !!a)
       : undefined,

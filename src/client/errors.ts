@@ -52,6 +52,21 @@ export class ScimUnsupportedError extends Error {
   }
 }
 
+/**
+ * PATCH operations could not be applied on the client (server without PATCH, see
+ * ResourceClient.patch): the status and scimType the server would have answered, nothing written.
+ */
+export class ScimPatchApplyError extends Error {
+  constructor(
+    readonly status: number,
+    readonly scimType: string | undefined,
+    readonly detail: string,
+  ) {
+    super(`PATCH operations cannot be applied: ${status}${scimType ? ` ${scimType}` : ''}: ${detail}`);
+    this.name = 'ScimPatchApplyError';
+  }
+}
+
 /** The OAuth 2.0 token endpoint refused or failed (RFC 6749 §5.2 error body when given). */
 export class ScimAuthError extends Error {
   constructor(

@@ -281,6 +281,49 @@ describe('client against scimd', () => {
     );
   });
 
+  test('patch with PATCH switched off: GET, scimd PATCH engine on the client, PUT with If-Match', async () => {
+    const noPatch = new ScimClient({
+      baseUrl: client.baseUrl,
+      auth: { type: 'bearer', token: TOKEN },
+      transport: rec.transport,
+      compat: { disable: ['patch'] },
+    });
+    const users = noPatch.resources<ScimUser>('User');
+    const created = await client.resources<ScimUser>('User').create({
+      schemas: [USER],
+      userName: 'fallback-1',
+      emails: [
+        { value: 'f@work.example', type: 'work' },
+        { value: 'f@home.example', type: 'home' },
+      ],
+    });
+    await noPatch.discover();
+    log.length = 0;
+    const res = await users.patch(created.id!, [
+      { op: 'remove', path: 'emails[type eq "home"]' },
+      { op: 'add', path: `${ENT}:department`, value: 'Ops' },
+    ]);
+    assert.deepEqual(
+      log.map((r) => `${r.method} ${r.url} ${r.headers['if-match'] ?? '-'} ${r.status}`),
+      [
+        `GET /scim/v2/Users/${created.id} - 200`,
+        `PUT /scim/v2/Users/${created.id} ${created.meta!.version} 200`,
+      ],
+    );
+    assert.deepEqual(log[1].body, {
+      schemas: [USER, ENT],
+      id: created.id,
+      userName: 'fallback-1',
+      emails: [{ value: 'f@work.example', type: 'work' }],
+      [ENT]: { department: 'Ops' },
+    });
+    const stored = (await t.request('GET', `/scim/v2/Users/${created.id}`)).body;
+    assert.deepEqual(stored.emails, [{ value: 'f@work.example', type: 'work' }]);
+    assert.deepEqual(stored[ENT], { department: 'Ops' });
+    assert.equal(res?.meta?.version, stored.meta.version);
+    assert.notEqual(stored.meta.version, created.meta!.version);
+  });
+
   test('bulk: split within maxOperations, bulkId references resolved across requests', async () => {
     const ops = [0, 1, 2, 3].map((i) => ({
       method: 'POST' as const,
