@@ -78,6 +78,19 @@ describe('event-driven use cases', () => {
         // Only co-ordinated provisioning calls back; the replica must not need to.
         ...(form === 'notice' ? { callbackAuthorization: `Bearer ${reader}` } : {}),
       });
+      if (t === 'rep') {
+        // Domain replication's repair: an events flow from the IdM (a full pull, requested by the
+        // first applied SET) runs while the SETs arrive, under the same ids (docs/sync-engine.md).
+        await addConnection(p, t, 'idm', idm.scim('default'), reader);
+        await addFlow(p, t, {
+          id: 'idm-events',
+          connectionId: 'idm',
+          direction: 'pull',
+          mode: 'events',
+          upstreamId: 'idm',
+          resourceTypes: ['User', 'Group'],
+        });
+      }
       // The sync the events feed: a push to an application, requested by each applied event.
       await createTenant(p, `app-${t}`);
       appTokens[t] = await addClient(p, `app-${t}`, 'p', ['scim:read', 'scim:write']);
@@ -176,6 +189,10 @@ describe('event-driven use cases', () => {
       assert.equal(pushed.length - byEvent.length, nudged ? 1 : 0, JSON.stringify(pushed));
       for (const r of pushed) assert.equal(r.counts.failed, 0, JSON.stringify(r));
     }
+    // The events flow ran (requested by the events) and failed nothing.
+    const repairs = await runs(p, 'rep', 'idm-events');
+    assert.ok(repairs.length > 0 && repairs.every((r) => r.trigger === 'event'), JSON.stringify(repairs));
+    for (const r of repairs) assert.equal(r.counts.failed, 0, JSON.stringify(r));
     // No SET failed (a stale one is skipped by version); the replica has no callback credential:
     // it never needed one.
     for (const t of Object.keys(MODES)) {

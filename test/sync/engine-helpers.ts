@@ -98,6 +98,7 @@ interface Row {
   on_delete: Flow['onDelete'];
   use_put: boolean;
   full_every_seconds: number | null;
+  upstream_id: string | null;
   enabled: boolean;
   created: Date;
   updated: Date;
@@ -131,6 +132,7 @@ export function sqlSource(pair: Pair): FlowSource {
       if (r.authority !== null) f.authority = r.authority;
       if (r.matching !== null) f.matching = r.matching;
       if (r.full_every_seconds !== null) f.fullEverySeconds = r.full_every_seconds;
+      if (r.upstream_id !== null) f.upstreamId = r.upstream_id;
       return f;
     },
     async connection(tenant, id) {

@@ -395,6 +395,7 @@ async function pullPresent(
 ): Promise<void> {
   const { authority, links, deps, ctx } = job;
   const remoteId = remote.id!;
+  if (job.flow.mode === 'events' && (await replicaIsAhead(job, rt, remote))) return;
   const mapped = await translateMembersForPull(
     job,
     scope,
@@ -432,7 +433,7 @@ async function pullPresent(
       });
       return;
     }
-    const created = await createLocal(job, rt, remoteId, body);
+    const created = await createLocal(job, rt, remoteId, body, remote.meta?.version);
     const localId = created.id as string;
     await links.save({
       resourceType: rt.name,
@@ -510,6 +511,7 @@ async function pullPresent(
       undefined,
     );
     version = Number(res.etag.match(/(\d+)/)?.[1] ?? version);
+    await noteReplicaVersion(job, rt, remote);
   }
   await links.save({
     resourceType: rt.name,
@@ -530,6 +532,69 @@ async function pullPresent(
 }
 
 /**
+ * For an events flow: whether the replica applier has already applied this resource's delete or a
+ * version at least as new as the one listed (SETs arrive while the pull pages through the
+ * upstream, so a listed representation can be older than the local copy). Then the pull writes
+ * nothing: a deleted resource is not brought back, a newer copy is not overwritten with older
+ * values; an existing copy is only linked (ids are the upstream's) so later pulls see it.
+ */
+async function replicaIsAhead(job: Job, rt: ResourceTypeConfig, remote: ScimResource): Promise<boolean> {
+  // The flow's upstream (flows of mode events name one); any upstream of the tenant otherwise.
+  const res = await job.deps.db.query<{ version: string | null; deleted: boolean }>(
+    `SELECT version, deleted FROM replica_versions
+      WHERE tenant_id = $1 AND resource_id = $2 AND ($3::text IS NULL OR upstream_id = $3)`,
+    [job.flow.tenant, remote.id, job.flow.upstreamId ?? null],
+  );
+  const listed = versionOf(remote.meta?.version);
+  const ahead = res.rows.some((r) => {
+    if (r.deleted) return true;
+    const applied = versionOf(r.version ?? undefined);
+    return applied !== undefined && listed !== undefined && applied >= listed;
+  });
+  if (!ahead) return false;
+  if (res.rows.some((r) => r.deleted)) {
+    job.recorder.skipped();
+    return true;
+  }
+  const local = await localGet(job, rt, remote.id!);
+  if (local && !job.dryRun && !(await job.links.byRemote(remote.id!))) {
+    await job.links.save({
+      resourceType: rt.name,
+      localId: remote.id!,
+      remoteId: remote.id!,
+      localVersion: versionNumber(local),
+      remoteVersion: remote.meta?.version,
+    });
+  }
+  job.recorder.skipped();
+  return true;
+}
+
+/**
+ * For an events flow fed by an upstream: the version the pull wrote becomes the upstream's applied
+ * version (replica_versions), so a SET of an older version arriving later is skipped by the
+ * applier instead of writing older values over the pulled ones.
+ */
+async function noteReplicaVersion(job: Job, rt: ResourceTypeConfig, remote: ScimResource): Promise<void> {
+  if (job.flow.mode !== 'events' || !job.flow.upstreamId || versionOf(remote.meta?.version) === undefined)
+    return;
+  await job.deps.db.query(
+    `INSERT INTO replica_versions (tenant_id, upstream_id, resource_id, resource_type, version)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (tenant_id, upstream_id, resource_id) DO UPDATE
+       SET version = EXCLUDED.version, updated = clock_timestamp()
+       WHERE NOT replica_versions.deleted`,
+    [job.flow.tenant, job.flow.upstreamId, remote.id, rt.name, remote.meta!.version],
+  );
+}
+
+/** The number of a `W/"n"` version (scimd's and most servers' form); other versions are not ordered. */
+function versionOf(v: string | undefined): number | undefined {
+  const m = v?.match(/^(?:W\/)?"(\d+)"$/);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
  * Creates the local copy of a remote resource. An `events` flow writes it under the remote's id,
  * as the replica applier (src/events/inbound/applier.ts) does for the same upstream: the flow's
  * full pull and the SETs arriving meanwhile then write one resource, not two (a copy under a new
@@ -541,9 +606,11 @@ async function createLocal(
   rt: ResourceTypeConfig,
   remoteId: string,
   body: JsonObject,
+  remoteVersion: string | undefined,
 ): Promise<JsonObject> {
   if (job.flow.mode !== 'events') return (await job.deps.service.create(job.ctx, rt, body)).resource;
   await job.deps.service.applyReplica(job.ctx, rt, remoteId, { kind: 'upsert', resource: body });
+  await noteReplicaVersion(job, rt, { id: remoteId, meta: { version: remoteVersion } } as ScimResource);
   const created = await localGet(job, rt, remoteId);
   if (!created) throw new ItemError(`${rt.name} ${remoteId} was deleted while it was being pulled`);
   return created;
