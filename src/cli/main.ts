@@ -11,6 +11,7 @@ import { registerFlow } from './flow.ts';
 import { registerImport } from './import.ts';
 import { registerJit } from './jit.ts';
 import { registerReceiver } from './receiver.ts';
+import { registerSecrets } from './secrets.ts';
 import { errorMessage } from './output.ts';
 import { registerServe } from './serve.ts';
 import { registerTenant } from './tenant.ts';
@@ -54,6 +55,7 @@ runs, use --url.`,
   registerConnection(program);
   registerFlow(program);
   registerTransfer(program);
+  registerSecrets(program);
   return program;
 }
 

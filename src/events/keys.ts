@@ -4,9 +4,8 @@
  * A tenant has at most one active key (not_after and retired unset; a partial unique index keeps
  * two nodes from creating two). Rotation gives the tenant a new active key and sets the old one's
  * not_after: it signs nothing more but stays in the JWKS, so SETs it signed still verify, until it
- * is retired. The private JWK is stored in the database as it is: whoever can read the
- * signing_keys table can sign events for that tenant, so protect the database (and its backups)
- * accordingly.
+ * is retired. The private JWK is stored sealed (src/security/secret-box.ts: a JSON string of the
+ * envelope, bound to the tenant and kid); a key stored in clear before that is still read as is.
  */
 import {
   CompactSign,
@@ -17,6 +16,7 @@ import {
   importJWK,
   type JWK,
 } from 'jose';
+import { secretBoxFor } from '../security/secret-box.ts';
 import type { Database } from '../store/db.ts';
 
 export type SigningAlg = 'ES256' | 'ES384' | 'RS256';
@@ -46,7 +46,8 @@ export interface SignOptions {
 interface KeyRow {
   kid: string;
   alg: string;
-  private_jwk: JWK;
+  /** Sealed: a string; stored in clear by an older version: the JWK. */
+  private_jwk: JWK | string;
   public_jwk: JWK;
   created: Date;
   not_after: Date | null;
@@ -77,6 +78,13 @@ async function newKeyPair(alg: SigningAlg): Promise<{ kid: string; privateJwk: J
   const meta = { kid, alg, use: 'sig' };
   return { kid, privateJwk: { ...(await exportJWK(privateKey)), ...meta }, publicJwk: { ...pub, ...meta } };
 }
+
+const keyPlace = (tenant: string, kid: string) => ({
+  table: 'signing_keys',
+  tenant,
+  row: kid,
+  field: 'private_jwk',
+});
 
 export class SigningKeys {
   /** Active key per tenant: importing a JWK per SET would cost more than signing. */
@@ -112,7 +120,7 @@ export class SigningKeys {
     await this.db.query(
       `INSERT INTO signing_keys (tenant_id, kid, alg, private_jwk, public_jwk)
        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) WHERE ${ACTIVE} DO NOTHING`,
-      [tenant, pair.kid, alg, JSON.stringify(pair.privateJwk), JSON.stringify(pair.publicJwk)],
+      [tenant, pair.kid, alg, this.sealedJwk(tenant, pair), JSON.stringify(pair.publicJwk)],
     );
     // Another node may have won the race: its key is the one to use.
     const created = await this.activeRow(tenant);
@@ -129,7 +137,7 @@ export class SigningKeys {
       ]);
       await tx.query(
         `INSERT INTO signing_keys (tenant_id, kid, alg, private_jwk, public_jwk) VALUES ($1, $2, $3, $4, $5)`,
-        [tenant, pair.kid, alg, JSON.stringify(pair.privateJwk), JSON.stringify(pair.publicJwk)],
+        [tenant, pair.kid, alg, this.sealedJwk(tenant, pair), JSON.stringify(pair.publicJwk)],
       );
     });
     this.cache.delete(tenant);
@@ -191,11 +199,23 @@ export class SigningKeys {
       row = (await this.activeRow(tenant))!;
     }
     const alg = row.alg as SigningAlg;
-    const key = (await importJWK(row.private_jwk, alg)) as SigningKey;
+    const key = (await importJWK(this.privateJwk(tenant, row), alg)) as SigningKey;
     const entry = { kid: row.kid, alg, key, until: Date.now() + this.ttlMs };
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(tenant, entry);
     return entry;
+  }
+
+  /** The private_jwk column's value: the JWK sealed, as a JSON string. */
+  private sealedJwk(tenant: string, pair: { kid: string; privateJwk: JWK }): string {
+    const sealed = secretBoxFor(this.db).seal(JSON.stringify(pair.privateJwk), keyPlace(tenant, pair.kid));
+    return JSON.stringify(sealed);
+  }
+
+  /** The private JWK of a row: opened, or as stored in clear. */
+  private privateJwk(tenant: string, row: KeyRow): JWK {
+    if (typeof row.private_jwk !== 'string') return row.private_jwk;
+    return JSON.parse(secretBoxFor(this.db).open(row.private_jwk, keyPlace(tenant, row.kid))) as JWK;
   }
 
   private async activeRow(tenant: string): Promise<KeyRow | undefined> {

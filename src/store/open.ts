@@ -16,6 +16,8 @@ import { SYNC_SCHEMA } from '../sync/schema.sql.ts';
 import { REGISTRATION_SCHEMA } from '../sync/registration-schema.sql.ts';
 import { BASE_SCHEMA } from './schema.sql.ts';
 import { uniqueIndexStatements } from './sql/filter-sql.ts';
+import { loadSecretBox, registerSecretBox } from '../security/secret-box.ts';
+import { resealStoredSecrets } from '../security/stored-secrets.ts';
 
 export interface StoreOptions {
   databaseUrl?: string;
@@ -26,6 +28,8 @@ export interface StoreOptions {
 const MIGRATION_LOCK = 7_211_991; // arbitrary, constant: the advisory lock id of scimd migrations
 
 export async function openDatabase(opts: StoreOptions, registry: SchemaRegistry): Promise<Database> {
+  // The key that seals stored secrets (docs/secrets.md); a bad key setting fails before the store opens.
+  const box = loadSecretBox({ dataDir: opts.dataDir, memory: !opts.databaseUrl && opts.memory === true });
   let db: Database;
   if (opts.databaseUrl) {
     db = await PostgresDatabase.open(opts.databaseUrl);
@@ -44,6 +48,9 @@ export async function openDatabase(opts: StoreOptions, registry: SchemaRegistry)
   }
   try {
     await migrate(db, registry);
+    registerSecretBox(db, box);
+    // Secrets stored in clear by a version without encryption are sealed now.
+    await resealStoredSecrets(db, box, 'plaintext');
   } catch (err) {
     await db.close();
     throw err;

@@ -11,6 +11,7 @@ import { ScimClient, type ScimClientOptions } from '../client/client.ts';
 import type { CompatOptions, Feature } from '../client/compat.ts';
 import { ScimAuthError, ScimClientError, ScimNetworkError } from '../client/errors.ts';
 import { ScimError } from '../scim/errors.ts';
+import { secretBoxFor, type SecretBox } from '../security/secret-box.ts';
 import type { Database, Queryable } from '../store/db.ts';
 import { adapterClient, adapterRegistry } from './adapters/index.ts';
 import {
@@ -171,7 +172,33 @@ const ID = /^[A-Za-z0-9._-]{1,64}$/;
 export const MAX_TIMEOUT_MS = 600_000;
 const FEATURES: readonly Feature[] = ['patch', 'bulk', 'filter', 'sort', 'etag', 'cursor'];
 
-function toConnection(r: ConnectionRow): Connection {
+/**
+ * The secrets of a connection as stored (sealed, src/security/secret-box.ts) or as used: `box.seal`
+ * on write, `box.open` on read. The place is the row (tenant, id) and the field (`auth.token`, ...),
+ * as src/security/stored-secrets.ts lists them.
+ */
+function mapSecrets<T extends Pick<Connection, 'auth' | 'tls' | 'sql'>>(
+  c: T,
+  tenant: string,
+  id: string,
+  f: (value: string, place: { table: string; tenant: string; row: string; field: string }) => string,
+): T {
+  const at = (field: string) => ({ table: 'sync_connections', tenant, row: id, field });
+  const out = { ...c };
+  if (c.auth.type === 'bearer') out.auth = { ...c.auth, token: f(c.auth.token, at('auth.token')) };
+  else if (c.auth.type === 'oauth2')
+    out.auth = { ...c.auth, clientSecret: f(c.auth.clientSecret, at('auth.clientSecret')) };
+  if (c.tls && (c.tls.key !== undefined || c.tls.passphrase !== undefined)) {
+    out.tls = { ...c.tls };
+    if (c.tls.key !== undefined) out.tls.key = f(c.tls.key, at('tls.key'));
+    if (c.tls.passphrase !== undefined) out.tls.passphrase = f(c.tls.passphrase, at('tls.passphrase'));
+  }
+  if (c.sql) out.sql = { ...c.sql, databaseUrl: f(c.sql.databaseUrl, at('adapter.databaseUrl')) };
+  return out;
+}
+
+/** The connection of a row; with `box` its secrets opened (without, only fit for views). */
+function toConnection(r: ConnectionRow, box?: SecretBox): Connection {
   const c: Connection = {
     tenant: r.tenant_id,
     id: r.id,
@@ -188,7 +215,7 @@ function toConnection(r: ConnectionRow): Connection {
     c.kind = 'sql';
     c.sql = r.adapter;
   }
-  return c;
+  return box ? mapSecrets(c, r.tenant_id, r.id, (v, p) => (v === '' ? v : box.open(v, p))) : c;
 }
 
 export function authView(auth: AuthConfig): AuthView {
@@ -507,6 +534,11 @@ const PATCH_KEYS = ['name', 'kind', 'baseUrl', 'auth', 'tls', 'compat', 'timeout
 export class ConnectionService {
   constructor(private readonly db: Database) {}
 
+  /** Seals and opens the stored credentials. */
+  private get box(): SecretBox {
+    return secretBoxFor(this.db);
+  }
+
   private async requireTenant(q: Queryable, tenant: string): Promise<void> {
     const res = await q.query('SELECT 1 FROM tenants WHERE id = $1', [tenant]);
     if (res.rows.length === 0) throw ScimError.notFound(`No tenant ${tenant}`);
@@ -518,7 +550,7 @@ export class ConnectionService {
       `SELECT ${COLUMNS} FROM sync_connections WHERE tenant_id = $1 AND id = $2`,
       [tenant, id],
     );
-    return res.rows[0] ? toConnection(res.rows[0]) : undefined;
+    return res.rows[0] ? toConnection(res.rows[0], this.box) : undefined;
   }
 
   /** The connection with its secrets (for the engine); 404 when the tenant or the connection is unknown. */
@@ -555,7 +587,7 @@ export class ConnectionService {
         `INSERT INTO sync_connections (tenant_id, id, name, base_url, auth, tls, compat, timeout_ms, kind, adapter)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (tenant_id, id) DO NOTHING`,
-        [tenant, id, ...values(fields)],
+        [tenant, id, ...values(fields, this.box, tenant, id)],
       );
       if (res.rowCount === 0) throw ScimError.conflict(`Tenant ${tenant} already has a connection ${id}`);
       return connectionView((await this.find(tenant, id, tx))!);
@@ -577,12 +609,12 @@ export class ConnectionService {
         [tenant, id],
       );
       if (!res.rows[0]) throw ScimError.notFound(`No connection ${id} in tenant ${tenant}`);
-      const fields = checkFields(patch, toConnection(res.rows[0]));
+      const fields = checkFields(patch, toConnection(res.rows[0], this.box));
       await tx.query(
         `UPDATE sync_connections SET name = $3, base_url = $4, auth = $5, tls = $6, compat = $7,
            timeout_ms = $8, kind = $9, adapter = $10, updated = clock_timestamp()
          WHERE tenant_id = $1 AND id = $2`,
-        [tenant, id, ...values(fields)],
+        [tenant, id, ...values(fields, this.box, tenant, id)],
       );
       return connectionView((await this.find(tenant, id, tx))!);
     });
@@ -676,7 +708,14 @@ function describeFailure(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function values(c: Omit<Connection, 'tenant' | 'id' | 'created' | 'updated'>): unknown[] {
+/** The row's values of a connection, its secrets sealed. */
+function values(
+  fields: Omit<Connection, 'tenant' | 'id' | 'created' | 'updated'>,
+  box: SecretBox,
+  tenant: string,
+  id: string,
+): unknown[] {
+  const c = mapSecrets(fields, tenant, id, (v, p) => (v === '' ? v : box.seal(v, p)));
   return [
     c.name,
     c.baseUrl,

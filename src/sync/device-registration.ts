@@ -22,6 +22,7 @@ import type { LimitsConfig } from '../config.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { SchemaRegistry } from '../scim/schema/registry.ts';
 import type { ResourceChange, ResourceService } from '../service/resources.ts';
+import { secretBoxFor } from '../security/secret-box.ts';
 import type { Database, Queryable } from '../store/db.ts';
 import { bad, httpUrl, nonEmptyString, object } from './config-check.ts';
 import { plainHttpReason } from './tls-policy.ts';
@@ -94,6 +95,13 @@ function view(r: Row): ManufacturerView {
   return v;
 }
 
+const tokenPlace = (tenant: string, id: string) => ({
+  table: 'device_manufacturers',
+  tenant,
+  row: id,
+  field: 'token',
+});
+
 export interface DeviceRegistrationDeps {
   db: Database;
   admin: AdminService;
@@ -119,6 +127,11 @@ export class DeviceRegistration {
   private stopped = false;
 
   constructor(private readonly deps: DeviceRegistrationDeps) {}
+
+  /** The manufacturer credential as stored: sealed (src/security/secret-box.ts). */
+  private sealToken(tenant: string, id: string, token: string): string {
+    return secretBoxFor(this.deps.db).seal(token, tokenPlace(tenant, id));
+  }
 
   private async requireTenant(q: Queryable, tenant: string): Promise<void> {
     const res = await q.query('SELECT 1 FROM tenants WHERE id = $1', [tenant]);
@@ -195,7 +208,7 @@ export class DeviceRegistration {
         await tx.query(
           `INSERT INTO device_manufacturers (tenant_id, id, mud_url_prefix, registration_url, token, scim_base_url, client_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-          [tenant, id, prefix, registrationUrl, token, scimBaseUrl, clientId],
+          [tenant, id, prefix, registrationUrl, this.sealToken(tenant, id, token), scimBaseUrl, clientId],
         );
       } else {
         // Another manufacturer endpoint or client: register again at the next device.
@@ -208,7 +221,7 @@ export class DeviceRegistration {
             id,
             prefix,
             registrationUrl,
-            token ?? old.token,
+            token === undefined ? old.token : this.sealToken(tenant, id, token),
             scimBaseUrl,
             clientId,
             moved ? 'pending' : old.status,
@@ -280,7 +293,7 @@ export class DeviceRegistration {
       const res = await fetch(r.registration_url, {
         method: 'POST',
         headers: {
-          authorization: `Bearer ${r.token}`,
+          authorization: `Bearer ${secretBoxFor(this.deps.db).open(r.token, tokenPlace(tenant, id))}`,
           'content-type': 'application/json',
           accept: 'application/json',
         },

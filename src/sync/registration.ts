@@ -19,6 +19,7 @@ import { bindFilter } from '../scim/filter/bind.ts';
 import { parseFilter } from '../scim/filter/parser.ts';
 import { ScimError } from '../scim/errors.ts';
 import type { SchemaRegistry } from '../scim/schema/registry.ts';
+import { secretBoxFor } from '../security/secret-box.ts';
 import type { Database, Queryable } from '../store/db.ts';
 import { checkCompat, MAX_TIMEOUT_MS } from './connections.ts';
 import { bad, boolean, httpUrl, integer, isObject, nonEmptyString, object, oneOf } from './config-check.ts';
@@ -352,7 +353,14 @@ export class RegistrationService {
         throw ScimError.conflict(
           `Tenant ${tenant} already has a flow ${id} made by hand: remove or rename it first`,
         );
-      const auth = JSON.stringify({ type: 'bearer', token });
+      // Sealed like every connection secret (connections.ts mapSecrets).
+      const sealed = secretBoxFor(this.deps.db).seal(token, {
+        table: 'sync_connections',
+        tenant,
+        row: id,
+        field: 'auth.token',
+      });
+      const auth = JSON.stringify({ type: 'bearer', token: sealed });
       const compat = template.connection.compat ? JSON.stringify(template.connection.compat) : null;
       const timeout = template.connection.timeoutMs ?? null;
       const moved = existing.rows[0] !== undefined && existing.rows[0].base_url !== baseUrl;

@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { secretBoxFor } from '../../src/security/secret-box.ts';
 import { startTestApp, type TestApp, type TestResponse } from '../helpers/app.ts';
 import { fakeSet, insertFeed, insertOutbox, outboxRows } from './receivers-fixtures.ts';
 
@@ -73,7 +74,18 @@ describe('event receivers admin API', () => {
     const stored = await t.app.db.query<{ authorization_header: string }>(
       `SELECT authorization_header FROM event_receivers WHERE tenant_id = 'default' AND id = 'hook'`,
     );
-    assert.equal(stored.rows[0].authorization_header, SECRET);
+    // Sealed at rest (src/security/secret-box.ts), bound to this row.
+    assert.match(stored.rows[0].authorization_header, /^enc:v1:[0-9a-f]{8}:/);
+    assert.ok(!stored.rows[0].authorization_header.includes('push-secret'));
+    assert.equal(
+      secretBoxFor(t.app.db).open(stored.rows[0].authorization_header, {
+        table: 'event_receivers',
+        tenant: 'default',
+        row: 'hook',
+        field: 'authorization_header',
+      }),
+      SECRET,
+    );
     const got = await api('GET', '/tenants/default/receivers/hook');
     assert.equal(got.status, 200);
     assert.deepEqual(got.body, res.body);

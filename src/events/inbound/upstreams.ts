@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { JsonObject } from '../../scim/json.ts';
 import { ScimError } from '../../scim/errors.ts';
 import type { SchemaRegistry } from '../../scim/schema/registry.ts';
+import { secretBoxFor, type SecretBox } from '../../security/secret-box.ts';
 import type { Database, Queryable } from '../../store/db.ts';
 
 export type OnFeedRemove = 'delete' | 'keep';
@@ -139,7 +140,27 @@ function httpUrl(value: string, what: string): string {
   return value;
 }
 
-function toUpstream(r: UpstreamRow): Upstream {
+/** Where an upstream's authorization values are sealed (src/security/secret-box.ts). */
+const place = (tenant: string, id: string, field: 'callback_authorization' | 'poll_authorization') => ({
+  table: 'upstreams',
+  tenant,
+  row: id,
+  field,
+});
+
+/** The upstream of a row, its authorization values opened. */
+function toUpstream(stored: UpstreamRow, box: SecretBox): Upstream {
+  const r: UpstreamRow = {
+    ...stored,
+    callback_authorization: box.openOptional(
+      stored.callback_authorization,
+      place(stored.tenant_id, stored.id, 'callback_authorization'),
+    ),
+    poll_authorization: box.openOptional(
+      stored.poll_authorization,
+      place(stored.tenant_id, stored.id, 'poll_authorization'),
+    ),
+  };
   const u: Upstream = {
     tenant: r.tenant_id,
     id: r.id,
@@ -228,7 +249,7 @@ export class UpstreamService {
       `SELECT ${COLUMNS} FROM upstreams WHERE tenant_id = $1 AND id = $2`,
       [tenant, id],
     );
-    return res.rows[0] ? toUpstream(res.rows[0]) : undefined;
+    return res.rows[0] ? toUpstream(res.rows[0], this.box) : undefined;
   }
 
   async get(tenant: string, id: string): Promise<Upstream> {
@@ -244,7 +265,7 @@ export class UpstreamService {
       `SELECT ${COLUMNS} FROM upstreams WHERE tenant_id = $1 ORDER BY created, id`,
       [tenant],
     );
-    return res.rows.map(toUpstream);
+    return res.rows.map((r) => toUpstream(r, this.box));
   }
 
   /** Every upstream with a poll endpoint, of every tenant (the poll client's work list). */
@@ -252,7 +273,7 @@ export class UpstreamService {
     const res = await this.db.query<UpstreamRow>(
       `SELECT ${COLUMNS} FROM upstreams WHERE poll_url IS NOT NULL ORDER BY tenant_id, id`,
     );
-    return res.rows.map(toUpstream);
+    return res.rows.map((r) => toUpstream(r, this.box));
   }
 
   async create(tenant: string, input: UpstreamInput): Promise<Upstream> {
@@ -278,7 +299,7 @@ export class UpstreamService {
            poll_interval_seconds, resource_types, on_feed_remove)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (tenant_id, id) DO NOTHING`,
-        [tenant, id, ...this.values(u)],
+        [tenant, id, ...this.values(u, tenant, id)],
       );
       if (res.rowCount === 0) throw ScimError.conflict(`Tenant ${tenant} already has an upstream ${id}`);
       return (await this.find(tenant, id, tx))!;
@@ -293,14 +314,14 @@ export class UpstreamService {
         [tenant, id],
       );
       if (!res.rows[0]) throw ScimError.notFound(`No upstream ${id} in tenant ${tenant}`);
-      const merged: Upstream = { ...toUpstream(res.rows[0]) };
+      const merged: Upstream = { ...toUpstream(res.rows[0], this.box) };
       for (const [k, v] of Object.entries(patch) as [keyof UpstreamPatch, unknown][]) {
         if (v === undefined) continue;
         if (v === null) delete (merged as Partial<Upstream>)[k];
         else (merged as unknown as Record<string, unknown>)[k] = v;
       }
       // A poll patch without authorization keeps the stored one (it is never shown, so never sent back).
-      const oldPoll = toUpstream(res.rows[0]).poll;
+      const oldPoll = toUpstream(res.rows[0], this.box).poll;
       if (patch.poll && patch.poll.authorization === undefined && oldPoll?.authorization !== undefined) {
         merged.poll = { ...patch.poll, authorization: oldPoll.authorization };
       }
@@ -311,7 +332,7 @@ export class UpstreamService {
            poll_authorization = $12, poll_max_events = $13, poll_interval_seconds = $14,
            resource_types = $15, on_feed_remove = $16, updated = clock_timestamp()
          WHERE tenant_id = $1 AND id = $2`,
-        [tenant, id, ...this.values(u)],
+        [tenant, id, ...this.values(u, tenant, id)],
       );
       return (await this.find(tenant, id, tx))!;
     });
@@ -382,7 +403,14 @@ export class UpstreamService {
     };
   }
 
-  private values(u: Upstream): unknown[] {
+  /** Seals and opens the authorization values. */
+  private get box(): SecretBox {
+    return secretBoxFor(this.db);
+  }
+
+  /** The row's values, the authorization values sealed. */
+  private values(u: Upstream, tenant: string, id: string): unknown[] {
+    const box = this.box;
     return [
       u.name,
       u.issuer,
@@ -391,9 +419,9 @@ export class UpstreamService {
       u.acceptUnsigned,
       u.audience ?? null,
       u.scimBaseUrl,
-      u.callbackAuthorization ?? null,
+      box.sealOptional(u.callbackAuthorization ?? null, place(tenant, id, 'callback_authorization')),
       u.poll?.url ?? null,
-      u.poll?.authorization ?? null,
+      box.sealOptional(u.poll?.authorization ?? null, place(tenant, id, 'poll_authorization')),
       u.poll?.maxEvents ?? null,
       u.poll?.intervalSeconds ?? null,
       u.resourceTypes ?? null,

@@ -18,8 +18,9 @@
 import { randomUUID } from 'node:crypto';
 import type { BackgroundWorker } from '../../app.ts';
 import type { AppConfig } from '../../config.ts';
+import { secretBoxFor } from '../../security/secret-box.ts';
 import type { Database } from '../../store/db.ts';
-import { DELIVERY_ERRORS, printable } from './receivers.ts';
+import { authorizationPlace, DELIVERY_ERRORS, printable } from './receivers.ts';
 import type { OutboxSignal } from './signal.ts';
 
 export const SET_MEDIA_TYPE = 'application/secevent+jwt';
@@ -226,7 +227,14 @@ export class PushWorker implements BackgroundWorker {
         RETURNING endpoint_url, authorization_header, max_attempts`,
       [tenant, id, this.node, new Date(now + this.leaseMs), new Date(now)],
     );
-    return res.rows[0];
+    const row = res.rows[0];
+    // Stored sealed (receivers.ts authorizationPlace).
+    if (row?.authorization_header)
+      row.authorization_header = secretBoxFor(this.opts.db).open(
+        row.authorization_header,
+        authorizationPlace(tenant, id),
+      );
+    return row;
   }
 
   private async release(tenant: string, id: string): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ScimError } from '../../scim/errors.ts';
+import { secretBoxFor, type SecretBox } from '../../security/secret-box.ts';
 import type { Database, Queryable } from '../../store/db.ts';
 import type { OutboxSignal } from './signal.ts';
 
@@ -181,7 +182,16 @@ interface Settings {
 }
 
 /** $1…$12 of the INSERT and the UPDATE of a receiver: one order for both statements. */
-function settingsParams(tenant: string, id: string, s: Settings): unknown[] {
+/** Where a push receiver's authorization value is sealed (src/security/secret-box.ts). */
+export const authorizationPlace = (tenant: string, id: string) => ({
+  table: 'event_receivers',
+  tenant,
+  row: id,
+  field: 'authorization_header',
+});
+
+/** The row's values, the authorization sealed. */
+function settingsParams(tenant: string, id: string, s: Settings, box: SecretBox): unknown[] {
   return [
     tenant,
     id,
@@ -189,7 +199,7 @@ function settingsParams(tenant: string, id: string, s: Settings): unknown[] {
     s.name,
     s.delivery,
     s.endpointUrl,
-    s.authorization,
+    box.sealOptional(s.authorization, authorizationPlace(tenant, id)),
     s.pollClientId,
     s.audience,
     s.unsigned,
@@ -302,7 +312,7 @@ export class ReceiverService {
            authorization_header, poll_client_id, audience, unsigned, max_attempts, paused)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          RETURNING ${RECEIVER_COLUMNS}`,
-        settingsParams(tenant, id, s),
+        settingsParams(tenant, id, s, secretBoxFor(this.db)),
       );
       return res.rows[0];
     });
@@ -325,7 +335,10 @@ export class ReceiverService {
         feedId: pick(input.feedId, c.feed_id),
         delivery: pick(input.delivery, c.delivery),
         endpointUrl: pick(input.endpointUrl, c.endpoint_url),
-        authorization: pick(input.authorization, c.authorization_header),
+        authorization: pick(
+          input.authorization,
+          secretBoxFor(this.db).openOptional(c.authorization_header, authorizationPlace(tenant, id)),
+        ),
         pollClientId: pick(input.pollClientId, c.poll_client_id),
         audience: pick(input.audience, c.audience),
         unsigned: pick(input.unsigned, c.unsigned),
@@ -339,7 +352,7 @@ export class ReceiverService {
            max_attempts = $11, paused = $12
          WHERE tenant_id = $1 AND id = $2
          RETURNING ${RECEIVER_COLUMNS}`,
-        settingsParams(tenant, id, s),
+        settingsParams(tenant, id, s, secretBoxFor(this.db)),
       );
       return res.rows[0];
     });
