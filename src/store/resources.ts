@@ -333,7 +333,8 @@ export class ResourceRepository {
   /**
    * The page (in its order) and the count as one statement. The count is the left side of a
    * LEFT JOIN so an empty page still answers it (one row with the page's columns NULL); the
-   * page keeps its order through row_number() over its ordered, limited subquery.
+   * page keeps its order through row_number() over its ordered, limited subquery. `withClause`
+   * (`WITH name AS (…) `) defines what the count and the page both read.
    */
   private async pageWithTotal(
     tx: Queryable,
@@ -341,12 +342,15 @@ export class ResourceRepository {
     countSql: string | undefined,
     p: SqlParams,
     withGroups: boolean,
+    withClause = '',
   ): Promise<{ rows: ResourceRow[]; total: number }> {
     const columns = `pg.*${withGroups ? `, ${groupsColumn('pg')}` : ''}`;
     const numbered = `SELECT page.*, row_number() OVER () AS ord FROM (${pageSql}) page`;
-    const sql = countSql
+    let sql = countSql
       ? `SELECT t.n AS total_results, ${columns} FROM (${countSql}) t LEFT JOIN (${numbered}) pg ON true ORDER BY pg.ord`
       : `SELECT ${columns} FROM (${numbered}) pg ORDER BY pg.ord`;
+    // A WITH clause goes inside, so that the statement still reads as the SELECT it is.
+    if (withClause) sql = `SELECT q.* FROM (${withClause}${sql}) q ORDER BY q.ord`;
     const res = await tx.query<
       ResourceRow & { total_results?: number | string; ord?: unknown; tenant_id?: unknown }
     >(sql, p.values);
@@ -377,12 +381,17 @@ export class ResourceRepository {
     const visible =
       `SELECT r.id FROM resources r WHERE r.tenant_id = ${t} AND r.resource_type = ${type} AND r.owner_client = ${p.add(v.ownerClient)} ` +
       `UNION SELECT m.resource_id FROM managed_refs m WHERE m.tenant_id = ${t} AND m.resource_type = ${type} AND m.ref = ANY(${p.add(v.refs ?? [])}::text[])`;
-    const countSql = withTotal ? `SELECT count(*) AS n FROM (${visible}) v` : undefined;
-    if (page.limit === 0) return { rows: [], total: countSql ? await this.count(tx, countSql, p) : 0 };
+    if (page.limit === 0) {
+      const countOnly = `SELECT count(*) AS n FROM (${visible}) v`;
+      return { rows: [], total: withTotal ? await this.count(tx, countOnly, p) : 0 };
+    }
+    // The visible ids once, for both the count and the page (the UNION is not evaluated twice).
+    const withClause = `WITH v AS MATERIALIZED (${visible}) `;
+    const countSql = withTotal ? 'SELECT count(*) AS n FROM v' : undefined;
     const pageSql =
       `SELECT ${COLUMNS}, r.tenant_id FROM resources r WHERE r.tenant_id = ${t} AND r.id IN ` +
-      `(SELECT v.id FROM (${visible}) v ORDER BY v.id LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)}) ORDER BY r.id`;
-    return this.pageWithTotal(tx, pageSql, countSql, p, withGroups);
+      `(SELECT v.id FROM v ORDER BY v.id LIMIT ${p.add(page.limit)} OFFSET ${p.add(page.offset)}) ORDER BY r.id`;
+    return this.pageWithTotal(tx, pageSql, countSql, p, withGroups, withClause);
   }
 
   private typeCondition(q: ListQuery, p: SqlParams): string {
