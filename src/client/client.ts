@@ -12,6 +12,7 @@ import {
   type CompatOptions,
   type Feature,
 } from './compat.ts';
+import { planBulk } from './bulk-plan.ts';
 import { diffResources } from './diff.ts';
 import { localPatcher } from './local-patch.ts';
 import {
@@ -338,25 +339,43 @@ export class ScimClient {
 
   /**
    * Runs operations through /Bulk (RFC 7644 §3.7), split into requests within the server's
-   * maxOperations and maxPayloadSize, or one by one when the server has no Bulk. `bulkId:`
-   * references to resources created by an earlier request are replaced by their ids. Results come
-   * back in the order of `ops`. `failOnErrors` counts errors across all the requests.
+   * maxOperations and maxPayloadSize, or one by one when the server has no Bulk. A POST declaring a
+   * bulkId is sent before the operations referring to it (bulk-plan.ts); a `bulkId:` reference to a
+   * resource an earlier request created is replaced by its id, one to a creation that failed (or to
+   * no POST of `ops`) fails locally and is not sent. Results come back in the order of `ops`
+   * (operations not run after `failOnErrors` was reached are left out); `failOnErrors` counts errors
+   * across all the requests, local failures included.
    */
   async bulk(ops: BulkOperation[], opts: { failOnErrors?: number } = {}): Promise<BulkOperationResult[]> {
     const caps = await this.capabilities();
+    const plan = planBulk(ops);
     const ids = new Map<string, string>();
-    const results: BulkOperationResult[] = [];
+    /** bulkId → why its creation gave no id. */
+    const failed = new Map<string, string>();
+    const results = new Map<number, BulkOperationResult>();
     let errors = 0;
     const stop = () => opts.failOnErrors !== undefined && errors >= opts.failOnErrors;
-    const note = (r: BulkOperationResult) => {
-      results.push(r);
-      if (Number(r.status) >= 400) errors++;
-      else if (r.bulkId && r.location) {
-        const id = decodeURIComponent(r.location.replace(/\/+$/, '').split('/').pop() ?? '');
-        if (id) ids.set(r.bulkId, id);
+    const note = (i: number, r: BulkOperationResult) => {
+      results.set(i, r);
+      const bulkId = ops[i].method === 'POST' ? ops[i].bulkId : undefined;
+      if (Number(r.status) >= 400 || !/^\d+$/.test(r.status)) {
+        errors++;
+        if (bulkId !== undefined) failed.set(bulkId, `it failed with ${r.status || 'no status'}`);
+      } else if (bulkId !== undefined) {
+        const id = r.location
+          ? decodeURIComponent(r.location.replace(/\/+$/, '').split('/').pop() ?? '')
+          : '';
+        if (id) ids.set(bulkId, id);
+        else failed.set(bulkId, `its result (${r.status}) has no location`);
       }
     };
-    const resolve = (op: BulkOperation): BulkOperation => {
+    const localFailure = (i: number, status: number, scimType: string | undefined, detail: string) => {
+      const r: BulkOperationResult = { method: ops[i].method, status: String(status) };
+      if (ops[i].bulkId !== undefined) r.bulkId = ops[i].bulkId;
+      r.response = errorBody(status, scimType, detail);
+      note(i, r);
+    };
+    const substitute = (op: BulkOperation): BulkOperation => {
       const out: BulkOperation = {
         ...op,
         path: op.path
@@ -367,12 +386,53 @@ export class ScimClient {
       if (op.data) out.data = substituteBulkIds(op.data, ids);
       return out;
     };
-    if (!caps.bulk.supported) {
-      for (const op of ops) {
-        if (stop()) break;
-        note(await this.singleOperation(resolve(op)));
+    /**
+     * Operation i with the references it can have resolved, or a local failure when one cannot be:
+     * `together` are the operations going in the same request (whose bulkIds the server resolves).
+     */
+    const prepare = (i: number, together: Set<number>): BulkOperation | undefined => {
+      for (const ref of plan.refs[i]) {
+        if (ids.has(ref)) continue;
+        const creator = plan.creators.get(ref);
+        const why = failed.get(ref);
+        if (creator === undefined) {
+          localFailure(
+            i,
+            400,
+            'invalidValue',
+            `bulkId "${ref}" is not defined by a POST in this request; not sent`,
+          );
+        } else if (why !== undefined) {
+          localFailure(
+            i,
+            409,
+            undefined,
+            `bulkId "${ref}" refers to an operation that failed (${ops[creator].method} ${ops[creator].path}: ${why}); not sent`,
+          );
+        } else if (together.has(creator)) {
+          continue;
+        } else {
+          localFailure(
+            i,
+            409,
+            undefined,
+            `Circular bulkId references could not be resolved (${ref} is created by operation ${creator}, not sent before or with this one); not sent`,
+          );
+        }
+        return undefined;
       }
-      return results;
+      return substitute(ops[i]);
+    };
+
+    if (!caps.bulk.supported) {
+      for (const group of plan.groups) {
+        for (const i of group) {
+          if (stop()) return ordered(results);
+          const op = prepare(i, new Set());
+          if (op) note(i, await this.singleOperation(op));
+        }
+      }
+      return ordered(results);
     }
     const maxOps = caps.bulk.maxOperations ?? DEFAULT_BULK_MAX_OPERATIONS;
     const maxBytes = caps.bulk.maxPayloadSize ?? DEFAULT_BULK_MAX_PAYLOAD;
@@ -385,12 +445,29 @@ export class ScimClient {
       return body;
     };
     const size = (chunk: BulkOperation[]) => Buffer.byteLength(JSON.stringify(envelope(chunk)));
-    let i = 0;
-    while (i < ops.length && !stop()) {
-      // Chunks are built one at a time so that references to earlier chunks can be resolved.
+    // Operations still to send, in plan order, each with the group it belongs to.
+    const queue = plan.groups.flatMap((g) => g.map((i) => ({ i, group: g })));
+    let q = 0;
+    while (q < queue.length && !stop()) {
+      // Requests are built one at a time so that references to earlier ones can be resolved.
       const chunk: BulkOperation[] = [];
-      while (i < ops.length && chunk.length < maxOps) {
-        const next = resolve(ops[i]);
+      const members: number[] = [];
+      const inChunk = new Set<number>();
+      while (q < queue.length && chunk.length < maxOps && !stop()) {
+        const { i, group } = queue[q];
+        // A group (a reference cycle) starts a fresh request when it does not fit in this one.
+        if (group.length > 1 && group[0] === i && chunk.length > 0 && group.length > maxOps - chunk.length)
+          break;
+        // The group goes whole into the request when it fits: the server resolves its references.
+        const together = new Set(inChunk);
+        if (group.length > 1 && group.length <= maxOps - chunk.length)
+          for (const j of group) if (!results.has(j)) together.add(j);
+        together.add(i);
+        const next = prepare(i, together);
+        if (!next) {
+          q++;
+          continue;
+        }
         if (size([...chunk, next]) > maxBytes) {
           if (chunk.length === 0) {
             throw new ScimUnsupportedError(
@@ -401,11 +478,15 @@ export class ScimClient {
           break;
         }
         chunk.push(next);
-        i++;
+        members.push(i);
+        inChunk.add(i);
+        q++;
       }
+      if (chunk.length === 0) break;
       const res = await this.request('POST', '/Bulk', { body: envelope(chunk), idempotent: false });
       const b = res.body;
       const list = isJsonObject(b) ? b[findKey(b, 'Operations') ?? 'Operations'] : undefined;
+      const unmatched = [...members];
       for (const r of Array.isArray(list) ? list : []) {
         if (!isJsonObject(r)) continue;
         const s = (k: string) => {
@@ -419,10 +500,20 @@ export class ScimClient {
         }
         const response = r[findKey(r, 'response') ?? 'response'];
         if (response !== undefined) out.response = response;
-        note(out);
+        // A result names its operation by bulkId (POST), else it is the next one in request order.
+        let at = out.bulkId === undefined ? -1 : unmatched.findIndex((i) => ops[i].bulkId === out.bulkId);
+        if (at < 0) at = unmatched.findIndex((i) => ops[i].method.toUpperCase() === out.method.toUpperCase());
+        if (at < 0) continue;
+        note(unmatched[at], out);
+        unmatched.splice(at, 1);
+      }
+      // Operations the server did not report on (it stopped at failOnErrors) did not run.
+      for (const i of unmatched) {
+        const bulkId = ops[i].method === 'POST' ? ops[i].bulkId : undefined;
+        if (bulkId !== undefined) failed.set(bulkId, 'the server did not run it');
       }
     }
-    return results;
+    return ordered(results);
   }
 
   /** One bulk operation as a plain request (servers without Bulk), reported like a Bulk result. */
@@ -499,6 +590,11 @@ function errorBody(status: number, scimType: string | undefined, detail: string)
   if (scimType) out.scimType = scimType;
   out.detail = detail;
   return out;
+}
+
+/** Results by operation index, in the order of the operations. */
+function ordered(results: Map<number, BulkOperationResult>): BulkOperationResult[] {
+  return [...results.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
 }
 
 function locationOf(resource: JsonObject): string | undefined {

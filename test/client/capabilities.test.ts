@@ -60,7 +60,9 @@ describe('a server without PATCH, Bulk, filter, sort, ETags or cursors', () => {
       (r) =>
         r.method === 'PUT'
           ? { status: 200, body: { ...json(r.body), meta: { version: 'W/"2"' } } }
-          : undefined,
+          : r.method === 'GET' && r.url === '/scim/Users/u1'
+            ? { status: 200, body: before }
+            : undefined,
       spc(),
     );
     const users = client.resources<ScimUser>('User');
@@ -72,14 +74,22 @@ describe('a server without PATCH, Bulk, filter, sort, ETags or cursors', () => {
     assert.equal(put.url, '/scim/Users/u1');
     assert.equal(put.headers['if-match'], undefined);
     assert.deepEqual(json(put.body), { schemas: [USER], id: 'u1', userName: 'a', displayName: 'B' });
-    await assert.rejects(
-      users.patch('u1', [{ op: 'replace', path: 'displayName', value: 'C' }]),
-      ScimUnsupportedError,
+    // Raw PATCH operations: read, applied locally, PUT (patch-fallback.test.ts has the details).
+    await users.patch('u1', [{ op: 'replace', path: 'displayName', value: 'C' }]);
+    assert.deepEqual(
+      calls(server).map((r) => `${r.method} ${r.url} ${r.headers['if-match'] ?? '-'}`),
+      ['PUT /scim/Users/u1 -', 'GET /scim/Users/u1 -', 'PUT /scim/Users/u1 -'],
     );
+    assert.deepEqual(json(calls(server)[2].body), {
+      schemas: [USER],
+      id: 'u1',
+      userName: 'a',
+      displayName: 'C',
+    });
     await assert.rejects(users.list({ filter: 'userName eq "a"' }), ScimUnsupportedError);
     await assert.rejects(users.list({ sortBy: 'userName' }), ScimUnsupportedError);
     await assert.rejects(users.iterate({ paging: 'cursor' }).next(), ScimUnsupportedError);
-    assert.equal(calls(server).length, 1);
+    assert.equal(calls(server).length, 3);
   });
 
   test('iterate pages by index (default page size 100) until startIndex passes totalResults', async () => {

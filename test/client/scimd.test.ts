@@ -369,4 +369,62 @@ describe('client against scimd', () => {
       [u0, results[3].location!.split('/').pop()!].sort(),
     );
   });
+
+  test('bulk: a forward reference is sent after its create; one to a failed create is not sent', async () => {
+    await client.resources<ScimUser>('User').create({ schemas: [USER], userName: 'bulk-taken' });
+    log.length = 0;
+    const results = await client.bulk([
+      {
+        method: 'POST',
+        path: '/Groups',
+        bulkId: 'fg',
+        data: {
+          schemas: [GROUP],
+          displayName: 'FG',
+          members: [{ value: 'bulkId:f1' }, { value: 'bulkId:f2' }],
+        },
+      },
+      { method: 'POST', path: '/Users', bulkId: 'f0', data: { schemas: [USER], userName: 'bulk-taken' } },
+      { method: 'POST', path: '/Users', bulkId: 'f1', data: { schemas: [USER], userName: 'bulk-f1' } },
+      { method: 'POST', path: '/Users', bulkId: 'f2', data: { schemas: [USER], userName: 'bulk-f2' } },
+      {
+        method: 'PATCH',
+        path: '/Users/bulkId:f0',
+        data: { Operations: [{ op: 'replace', path: 'displayName', value: 'never' }] },
+      },
+    ]);
+    assert.deepEqual(sent(), ['POST /scim/v2/Bulk', 'POST /scim/v2/Bulk']);
+    const ops = (i: number) =>
+      (log[i].body as { Operations: Array<{ bulkId?: string; data?: unknown }> }).Operations;
+    assert.deepEqual(
+      ops(0).map((o) => o.bulkId),
+      ['f0', 'f1', 'f2'],
+    );
+    const id = (i: number) => results[i].location!.split('/').pop()!;
+    assert.deepEqual(ops(1), [
+      {
+        method: 'POST',
+        path: '/Groups',
+        bulkId: 'fg',
+        data: { schemas: [GROUP], displayName: 'FG', members: [{ value: id(2) }, { value: id(3) }] },
+      },
+    ]);
+    assert.deepEqual(
+      results.map((r) => [r.bulkId, r.status]),
+      [
+        ['fg', '201'],
+        ['f0', '409'],
+        ['f1', '201'],
+        ['f2', '201'],
+        [undefined, '409'],
+      ],
+    );
+    assert.deepEqual(results[4].response, {
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+      status: '409',
+      detail: 'bulkId "f0" refers to an operation that failed (POST /Users: it failed with 409); not sent',
+    });
+    const stored = (await t.request('GET', `/scim/v2/Groups/${id(0)}`)).body;
+    assert.deepEqual(stored.members.map((m: { value: string }) => m.value).sort(), [id(2), id(3)].sort());
+  });
 });
