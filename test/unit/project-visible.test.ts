@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { isJsonObject, type JsonObject, type JsonValue } from '../../src/scim/json.ts';
+import { isJsonObject, type JsonObject } from '../../src/scim/json.ts';
 import { project, projectVisible, type ProjectOptions } from '../../src/scim/resource/project.ts';
 import { stripSensitive } from '../../src/scim/resource/sensitive.ts';
 import { prepareWrite } from '../../src/scim/resource/validate.ts';
@@ -304,6 +304,3 @@ describe('projectVisible = project ∘ stripSensitive', () => {
     );
   });
 });
-
-/** Keeps JsonValue in use for readers of the alterations above (values are plain JSON). */
-export type { JsonValue };
