@@ -2,9 +2,16 @@
  * Credentials for the SCIM requests: a static bearer token, or OAuth 2.0 client credentials
  * (RFC 6749 §4.4) with the access token cached until shortly before it expires and fetched again
  * when the server answers 401 (the token may have been revoked early).
+ *
+ * The token request is retried like a SCIM request (retry.ts): 429 and 503 after Retry-After or
+ * backoff, network failures and timeouts with backoff. Unlike a SCIM POST it is retried even when it
+ * may have reached the server: a client-credentials grant changes nothing but issuing a token, so a
+ * repeat costs at most an unused token. Any other answer but 200 with an access_token is a
+ * ScimAuthError at once, with the RFC 6749 §5.2 `error` and `error_description` in its message.
  */
-import { ScimAuthError } from './errors.ts';
-import type { Transport } from './transport.ts';
+import { ScimAuthError, ScimNetworkError } from './errors.ts';
+import { backoffDelay, defaultSleep, parseRetryAfter, RETRY_STATUSES, type RetryOptions } from './retry.ts';
+import type { HttpResponse, Transport } from './transport.ts';
 
 export type AuthConfig =
   | { type: 'none' }
@@ -24,8 +31,11 @@ export type AuthConfig =
     };
 
 export interface AuthProvider {
-  /** The Authorization header value, or undefined to send none. */
-  header(): Promise<string | undefined>;
+  /**
+   * The Authorization header value, or undefined to send none. `timeoutMs` bounds each attempt of
+   * a token request this call starts (callers arriving while one is running share it).
+   */
+  header(timeoutMs?: number): Promise<string | undefined>;
   /** Forget a token the server refused; true when a fresh one can be tried (once per refusal). */
   invalidate(): boolean;
 }
@@ -36,13 +46,14 @@ export function createAuth(
   timeoutMs: number,
   userAgent: string,
   now: () => number,
+  retry: RetryOptions = {},
 ): AuthProvider {
   if (!config || config.type === 'none') return { header: async () => undefined, invalidate: () => false };
   if (config.type === 'bearer') {
     const value = `Bearer ${config.token}`;
     return { header: async () => value, invalidate: () => false };
   }
-  return new ClientCredentials(config, transport, timeoutMs, userAgent, now);
+  return new ClientCredentials(config, transport, timeoutMs, userAgent, now, retry);
 }
 
 type OAuthConfig = Extract<AuthConfig, { type: 'oauth2' }>;
@@ -58,11 +69,12 @@ class ClientCredentials implements AuthProvider {
     private readonly timeoutMs: number,
     private readonly userAgent: string,
     private readonly now: () => number,
+    private readonly retry: RetryOptions,
   ) {}
 
-  async header(): Promise<string> {
+  async header(timeoutMs?: number): Promise<string> {
     if (this.token && this.now() < this.token.expiresAt) return `Bearer ${this.token.value}`;
-    this.pending ??= this.fetchToken().finally(() => (this.pending = undefined));
+    this.pending ??= this.fetchToken(timeoutMs ?? this.timeoutMs).finally(() => (this.pending = undefined));
     return `Bearer ${await this.pending}`;
   }
 
@@ -71,7 +83,32 @@ class ClientCredentials implements AuthProvider {
     return true;
   }
 
-  private async fetchToken(): Promise<string> {
+  /** POST to the token endpoint with retries on network failures, 429 and 503 (see the file comment). */
+  private async post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number) {
+    const maxAttempts = Math.max(1, this.retry.maxAttempts ?? 4);
+    const sleep = this.retry.sleep ?? defaultSleep;
+    for (let attempt = 1; ; attempt++) {
+      let res: HttpResponse;
+      try {
+        res = await this.transport({ method: 'POST', url, headers, body, timeoutMs });
+      } catch (e) {
+        if (!(e instanceof ScimNetworkError) || attempt >= maxAttempts) throw e;
+        await sleep(backoffDelay(attempt, this.retry));
+        continue;
+      }
+      if (RETRY_STATUSES.has(res.status) && attempt < maxAttempts) {
+        const delay =
+          parseRetryAfter(res.headers['retry-after'], this.now()) ?? backoffDelay(attempt, this.retry);
+        if (delay <= (this.retry.maxDelayMs ?? 30_000)) {
+          await sleep(delay);
+          continue;
+        }
+      }
+      return res;
+    }
+  }
+
+  private async fetchToken(timeoutMs: number): Promise<string> {
     const c = this.config;
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (c.scope) form.set('scope', c.scope);
@@ -89,13 +126,7 @@ class ClientCredentials implements AuthProvider {
       form.set('client_id', c.clientId);
       form.set('client_secret', c.clientSecret);
     }
-    const res = await this.transport({
-      method: 'POST',
-      url: new URL(c.tokenUrl),
-      headers,
-      body: form.toString(),
-      timeoutMs: this.timeoutMs,
-    });
+    const res = await this.post(new URL(c.tokenUrl), headers, form.toString(), timeoutMs);
     let body: Record<string, unknown> = {};
     try {
       const parsed: unknown = JSON.parse(res.body);
@@ -105,9 +136,15 @@ class ClientCredentials implements AuthProvider {
     }
     if (res.status !== 200 || typeof body.access_token !== 'string') {
       const error = typeof body.error === 'string' ? body.error : undefined;
-      const desc = typeof body.error_description === 'string' ? `: ${body.error_description}` : '';
+      const desc =
+        typeof body.error_description === 'string'
+          ? `: ${body.error_description}`
+          : !error && res.body.trim()
+            ? `: ${res.body.trim().slice(0, 200)}`
+            : '';
+      const what = res.status === 200 ? 'answered 200 without an access_token' : `answered ${res.status}`;
       throw new ScimAuthError(
-        `token endpoint answered ${res.status}${error ? ` ${error}` : ''}${desc}`,
+        `OAuth token endpoint ${c.tokenUrl} ${what}${error ? ` ${error}` : ''}${desc}`,
         res.status,
         error,
       );

@@ -173,7 +173,14 @@ export class ScimClient {
     this.retry = options.retry ?? {};
     this.compat = options.compat ?? {};
     this.now = options.now ?? Date.now;
-    this.auth = createAuth(options.auth, this.transport, this.timeoutMs, this.userAgent, this.now);
+    this.auth = createAuth(
+      options.auth,
+      this.transport,
+      this.timeoutMs,
+      this.userAgent,
+      this.now,
+      this.retry,
+    );
   }
 
   /** Closes pooled connections. */
@@ -195,7 +202,7 @@ export class ScimClient {
         accept: `${SCIM_MEDIA_TYPE}, application/json`,
         'user-agent': this.userAgent,
       };
-      const authorization = await this.auth.header();
+      const authorization = await this.auth.header(opts.timeoutMs ?? this.timeoutMs);
       if (authorization) headers.authorization = authorization;
       if (opts.body !== undefined) headers['content-type'] = this.compat.contentType ?? SCIM_MEDIA_TYPE;
       if (opts.ifMatch !== undefined) headers['if-match'] = opts.ifMatch;

@@ -305,6 +305,170 @@ describe('OAuth 2.0 client credentials', () => {
   });
 });
 
+describe('OAuth token request: retries, timeouts, errors', () => {
+  async function oauthSetup(handler: FakeHandler, opts: Partial<ScimClientOptions> = {}) {
+    const server = await fakeServer((r) =>
+      r.url === '/token' ? handler(r) : r.url === '/scim/Users/u1' ? { status: 200, body: user } : undefined,
+    );
+    servers.push(server);
+    const delays: number[] = [];
+    const client = new ScimClient({
+      baseUrl: server.url,
+      auth: {
+        type: 'oauth2',
+        tokenUrl: server.url.replace('/scim', '/token'),
+        clientId: 'c',
+        clientSecret: 's',
+      },
+      ...opts,
+      retry: { sleep: async (ms) => void delays.push(ms), random: () => 0.5, ...opts.retry },
+    });
+    clients.push(client);
+    return { server, client, delays };
+  }
+  const token = { status: 200, body: { access_token: 'tok', token_type: 'Bearer', expires_in: 3600 } };
+
+  test('503 with Retry-After, a dropped connection, then a token: the SCIM request goes out once', async () => {
+    let n = 0;
+    const { server, client, delays } = await oauthSetup(() => {
+      n++;
+      if (n === 1) return { status: 503, headers: { 'retry-after': '3' } };
+      if (n === 2) return { status: 0, drop: true };
+      if (n === 3) return { status: 429 };
+      return token;
+    });
+    const res = await client.request('GET', '/Users/u1', { idempotent: true });
+    assert.equal(res.status, 200);
+    // Retry-After 3 s; then backoff for attempts 2 and 3 (step 400 → 300, step 800 → 600).
+    assert.deepEqual(delays, [3000, 300, 600]);
+    assert.deepEqual(
+      server.requests.map((r) => `${r.method} ${r.url} ${r.headers.authorization?.split(' ')[0] ?? '-'}`),
+      [
+        'POST /token Basic',
+        'POST /token Basic',
+        'POST /token Basic',
+        'POST /token Basic',
+        'GET /scim/Users/u1 Bearer',
+      ],
+    );
+    assert.equal(server.requests.at(-1)!.headers.authorization, 'Bearer tok');
+  });
+
+  test('4xx from the token endpoint: ScimAuthError at once with error and error_description', async () => {
+    const { server, client, delays } = await oauthSetup(() => ({
+      status: 401,
+      body: { error: 'invalid_client', error_description: 'client authentication failed' },
+    }));
+    await assert.rejects(client.request('GET', '/Users/u1', { idempotent: true }), (e) => {
+      assert.ok(e instanceof ScimAuthError);
+      assert.equal(e.status, 401);
+      assert.equal(e.error, 'invalid_client');
+      assert.equal(
+        e.message,
+        `OAuth token endpoint ${server.url.replace('/scim', '/token')} answered 401 invalid_client: client authentication failed`,
+      );
+      return true;
+    });
+    assert.deepEqual(
+      server.requests.map((r) => r.url),
+      ['/token'],
+    );
+    assert.deepEqual(delays, []);
+
+    const plain = await oauthSetup(() => ({
+      status: 403,
+      body: 'forbidden by policy',
+      headers: { 'content-type': 'text/plain' },
+    }));
+    await assert.rejects(plain.client.request('GET', '/Users/u1', { idempotent: true }), (e) => {
+      assert.ok(e instanceof ScimAuthError);
+      assert.equal(e.status, 403);
+      assert.equal(e.error, undefined);
+      assert.match(e.message, /answered 403: forbidden by policy$/);
+      return true;
+    });
+    assert.equal(plain.server.requests.length, 1);
+  });
+
+  test('retries are bounded; a Retry-After longer than maxDelayMs is not waited for', async () => {
+    const busy = await oauthSetup(() => ({ status: 503, body: { error: 'temporarily_unavailable' } }), {
+      retry: { maxAttempts: 3 },
+    });
+    await assert.rejects(
+      busy.client.request('GET', '/Users/u1', { idempotent: true }),
+      (e) => e instanceof ScimAuthError && e.status === 503 && e.error === 'temporarily_unavailable',
+    );
+    assert.equal(busy.server.requests.length, 3);
+    assert.deepEqual(busy.delays, [150, 300]);
+
+    const later = await oauthSetup(() => ({ status: 429, headers: { 'retry-after': '600' } }), {
+      retry: { maxDelayMs: 5000 },
+    });
+    await assert.rejects(
+      later.client.request('GET', '/Users/u1', { idempotent: true }),
+      (e) => e instanceof ScimAuthError && e.status === 429,
+    );
+    assert.equal(later.server.requests.length, 1);
+    assert.deepEqual(later.delays, []);
+  });
+
+  test("a hanging token endpoint: each attempt ends at the call's timeout", async () => {
+    const { server, client } = await oauthSetup(() => ({ ...token, delayMs: 2000 }), {
+      retry: { maxAttempts: 2 },
+    });
+    const started = Date.now();
+    await assert.rejects(client.request('GET', '/Users/u1', { idempotent: true, timeoutMs: 100 }), (e) => {
+      assert.ok(e instanceof ScimNetworkError);
+      assert.equal(e.timedOut, true);
+      assert.equal(e.method, 'POST');
+      return true;
+    });
+    assert.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
+    assert.deepEqual(
+      server.requests.map((r) => r.url),
+      ['/token', '/token'],
+    );
+  });
+});
+
+describe('POST after it may have reached the server', () => {
+  test('a timed-out create is not retried; a timed-out GET is, each attempt within the timeout', async () => {
+    const { server, client, delays } = await setup((r) =>
+      r.method === 'POST' && r.url === '/scim/Users'
+        ? { status: 201, body: user, delayMs: 2000 }
+        : r.url === '/scim/Users/u1'
+          ? { status: 200, body: user, delayMs: 2000 }
+          : undefined,
+    );
+    await client.discover();
+    const started = Date.now();
+    await assert.rejects(
+      client.resources('User').create({ schemas: [USER], userName: 'a' }, { timeoutMs: 80 }),
+      (e) => e instanceof ScimNetworkError && e.timedOut && e.sent,
+    );
+    assert.deepEqual(
+      calls(server).map((r) => `${r.method} ${r.url}`),
+      ['POST /scim/Users'],
+    );
+    assert.deepEqual(delays, []);
+    await assert.rejects(
+      client.resources('User').get('u1', { timeoutMs: 80 }),
+      (e) => e instanceof ScimNetworkError && e.timedOut,
+    );
+    assert.deepEqual(
+      calls(server).map((r) => `${r.method} ${r.url}`),
+      [
+        'POST /scim/Users',
+        'GET /scim/Users/u1',
+        'GET /scim/Users/u1',
+        'GET /scim/Users/u1',
+        'GET /scim/Users/u1',
+      ],
+    );
+    assert.ok(Date.now() - started < 1500, `${Date.now() - started} ms`);
+  });
+});
+
 describe('mutual TLS', () => {
   test('client certificate from the tls options; without one the handshake fails', async () => {
     const fx = (f: string) => readFileSync(new URL(`../fixtures/tls/${f}`, import.meta.url));
