@@ -561,9 +561,15 @@ export class ConnectionService {
     return c;
   }
 
-  /** The connection without secrets (admin API, CLI). */
+  /** The connection without secrets (admin API, CLI): shown without opening them. */
   async view(tenant: string, id: string): Promise<ConnectionView> {
-    return connectionView(await this.get(tenant, id));
+    await this.requireTenant(this.db, tenant);
+    const res = await this.db.query<ConnectionRow>(
+      `SELECT ${COLUMNS} FROM sync_connections WHERE tenant_id = $1 AND id = $2`,
+      [tenant, id],
+    );
+    if (!res.rows[0]) throw ScimError.notFound(`No connection ${id} in tenant ${tenant}`);
+    return connectionView(toConnection(res.rows[0]));
   }
 
   async list(tenant: string): Promise<ConnectionView[]> {
