@@ -110,8 +110,8 @@ export const BASE_SCHEMA: string[] = [
      name text PRIMARY KEY,
      secret text NOT NULL
    )`,
-  // Keys that sign a tenant's Security Event Tokens (src/events/keys.ts). The private JWK is kept
-  // as is: protect the database. One active key per tenant (not_after and retired unset).
+  // Keys that sign a tenant's Security Event Tokens (src/events/keys.ts). The private JWK is stored
+  // sealed (src/security/secret-box.ts). One active key per tenant (not_after and retired unset).
   `CREATE TABLE IF NOT EXISTS signing_keys (
      tenant_id text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
      kid text NOT NULL,

@@ -10,7 +10,7 @@
  * Customer side:
  * - `device_manufacturers`: the manufacturers a tenant registers with when a device of theirs
  *   contacts it (matched by MUD URL prefix): the registration URL and the credential for it (stored
- *   as given, like a connection's, never shown), and the registration's state.
+ *   sealed, like a connection's, never shown), and the registration's state.
  */
 export const REGISTRATION_SCHEMA: string[] = [
   `CREATE TABLE IF NOT EXISTS sync_registration_templates (

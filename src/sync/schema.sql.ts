@@ -2,8 +2,8 @@
  * Tables of the sync engine. Appended to the base schema by src/store/open.ts; idempotent like it.
  *
  * - `sync_connections`: a remote SCIM endpoint and its credentials. The credentials must be
- *   usable to call the remote, so they are stored as given (like event_receivers'
- *   authorization): views never show them.
+ *   usable to call the remote, so they are stored sealed (src/security/secret-box.ts; like
+ *   event_receivers' authorization): views never show them.
  * - `sync_flows`: what moves between this node and a connection (src/sync/types.ts Flow), with
  *   the engine's position between runs (`state`) and the lease that keeps one runner per flow
  *   across nodes (`lease_owner`, `lease_until`: a node that dies mid-run loses the lease when it

@@ -10,8 +10,8 @@
  *   tombstone after a delete, so a stale or repeated event never overwrites newer data.
  */
 export const INBOUND_EVENTS_SCHEMA: string[] = [
-  // The callback and poll authorization header values must be usable, so they are stored as
-  // given (like event_receivers.authorization_header): protect the database.
+  // The callback and poll authorization header values must be usable, so they are stored sealed
+  // (src/security/secret-box.ts, docs/secrets.md), like event_receivers.authorization_header.
   `CREATE TABLE IF NOT EXISTS upstreams (
      tenant_id text NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
      id text NOT NULL,

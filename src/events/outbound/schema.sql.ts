@@ -32,7 +32,7 @@ export const OUTBOUND_EVENTS_SCHEMA: string[] = [
    )`,
   // A receiver subscribed to a feed: push (RFC 8935, scimd POSTs to endpoint_url) or poll
   // (RFC 8936, the receiver POSTs to scimd as client poll_client_id). The push authorization
-  // header value must be usable, so it is stored as given: protect the database.
+  // header value must be usable, so it is stored sealed (src/security/secret-box.ts, docs/secrets.md).
   `CREATE TABLE IF NOT EXISTS event_receivers (
      tenant_id text NOT NULL,
      id text NOT NULL,
