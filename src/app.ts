@@ -31,6 +31,7 @@ import { DeltaService } from './service/delta.ts';
 import { ResourceService } from './service/resources.ts';
 import type { Database } from './store/db.ts';
 import { openDatabase } from './store/open.ts';
+import { secretBoxFor } from './security/secret-box.ts';
 import { AdminService } from './admin/service.ts';
 import { SyncTriggers } from './sync/triggers/index.ts';
 import { TenantDirectory } from './tenancy/directory.ts';
@@ -92,14 +93,16 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** A secret shared by every node on one database, created by the first node that needs it. */
+/** A secret shared by every node on one database, created by the first node that needs it (stored sealed). */
 async function serverSecret(db: Database, name: string): Promise<string> {
+  const box = secretBoxFor(db);
+  const place = { table: 'server_secrets', tenant: '', row: name, field: 'secret' };
   await db.query('INSERT INTO server_secrets (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [
     name,
-    randomBytes(32).toString('base64url'),
+    box.seal(randomBytes(32).toString('base64url'), place),
   ]);
   const res = await db.query<{ secret: string }>('SELECT secret FROM server_secrets WHERE name = $1', [name]);
-  return res.rows[0].secret;
+  return box.open(res.rows[0].secret, place);
 }
 
 export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App> {

@@ -64,6 +64,12 @@ export const SECRET_TABLES: readonly SecretTable[] = [
     idColumn: 'kid',
     columns: [{ column: 'private_jwk', kind: 'json-value' }],
   },
+  {
+    // Node-wide: the keys that sign paging cursors and delta tokens (app.ts, service/delta.ts).
+    table: 'server_secrets',
+    idColumn: 'name',
+    columns: [{ column: 'secret', kind: 'text' }],
+  },
 ];
 
 /** The place of a secret: what its associated data names. */

@@ -29,6 +29,7 @@ import {
   windowCandidates,
   type DeltaCandidate,
 } from '../store/changes.ts';
+import { secretBoxFor } from '../security/secret-box.ts';
 import type { Database } from '../store/db.ts';
 import { effectiveLimits, type TenantSettings } from '../tenancy/settings.ts';
 import { CursorCodec, queryHash } from './cursor.ts';
@@ -182,15 +183,18 @@ export class DeltaService {
   /** Keys shared by every node on the database, created by the first that needs them. */
   private keys(): Promise<{ tokens: DeltaTokenCodec; cursors: CursorCodec }> {
     this.codecs ??= (async () => {
+      // Stored sealed (src/security/secret-box.ts), like app.ts serverSecret.
+      const box = secretBoxFor(this.db);
+      const place = { table: 'server_secrets', tenant: '', row: 'delta', field: 'secret' };
       await this.db.query(
         'INSERT INTO server_secrets (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING',
-        ['delta', randomBytes(32).toString('base64url')],
+        ['delta', box.seal(randomBytes(32).toString('base64url'), place)],
       );
       const res = await this.db.query<{ secret: string }>(
         'SELECT secret FROM server_secrets WHERE name = $1',
         ['delta'],
       );
-      const secret = res.rows[0].secret;
+      const secret = box.open(res.rows[0].secret, place);
       return { tokens: new DeltaTokenCodec(`${secret}:token`), cursors: new CursorCodec(`${secret}:cursor`) };
     })();
     this.codecs.catch(() => (this.codecs = undefined));

@@ -16,7 +16,14 @@ import { keyIdOf, parseKey } from '../../src/security/secret-box.ts';
 import { PGliteDatabase } from '../../src/store/pglite-engine.ts';
 import { cleanEnv, failed, ok, parsed, scimd, scratchDatabase } from '../cli/run.ts';
 
-const TABLES = ['sync_connections', 'event_receivers', 'upstreams', 'device_manufacturers', 'signing_keys'];
+const TABLES = [
+  'sync_connections',
+  'event_receivers',
+  'upstreams',
+  'device_manufacturers',
+  'signing_keys',
+  'server_secrets',
+];
 
 test('scimd secrets: status, rotate (reencrypt), new-key', { timeout: 300_000 }, async () => {
   const scratch = await scratchDatabase();
@@ -81,6 +88,7 @@ test('scimd secrets: status, rotate (reencrypt), new-key', { timeout: 300_000 },
         'upstreams             0     0',
         'device_manufacturers  0     0',
         'signing_keys          0     0',
+        'server_secrets        0     0',
         '',
       ].join('\n'),
     );
@@ -95,6 +103,7 @@ test('scimd secrets: status, rotate (reencrypt), new-key', { timeout: 300_000 },
         'upstreams             0          -',
         'device_manufacturers  0          -',
         'signing_keys          0          -',
+        'server_secrets        0          -',
         '',
       ].join('\n'),
     );

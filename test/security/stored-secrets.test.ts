@@ -337,6 +337,28 @@ describe('secrets at rest', () => {
     assert.equal((await compactVerify(jwt2, jwks)).protectedHeader.kid, rows[0].kid);
   });
 
+  test('server secrets: the key of paging cursors is sealed; cursors work', async () => {
+    const row = (
+      await t.app.db.query<{ secret: string }>(`SELECT secret FROM server_secrets WHERE name = 'cursor'`)
+    ).rows[0];
+    assert.match(row.secret, new RegExp(`^enc:v1:${keyIdOf(KEY1)}:`));
+    for (const userName of ['ann', 'bob']) {
+      const res = await t.request('POST', '/scim/v2/Users', {
+        body: { schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName },
+      });
+      assert.equal(res.status, 201, res.text);
+    }
+    const first = await t.request('GET', '/scim/v2/Users?cursor&count=1&sortBy=userName');
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.body.Resources[0].userName, 'ann');
+    const next = await t.request(
+      'GET',
+      `/scim/v2/Users?cursor=${encodeURIComponent(first.body.nextCursor)}&count=1&sortBy=userName`,
+    );
+    assert.equal(next.status, 200, next.text);
+    assert.equal(next.body.Resources[0].userName, 'bob');
+  });
+
   test('plaintext rows of an older version are read, then sealed; a value moved to another row does not open', async () => {
     // As a database written before encryption holds them.
     await t.app.db.query(
@@ -362,6 +384,7 @@ describe('secrets at rest', () => {
         ['upstreams', 0],
         ['device_manufacturers', 0],
         ['signing_keys', 0],
+        ['server_secrets', 0],
       ],
     );
 
@@ -373,6 +396,7 @@ describe('secrets at rest', () => {
       { table: 'upstreams', rows: 0, values: 0 },
       { table: 'device_manufacturers', rows: 0, values: 0 },
       { table: 'signing_keys', rows: 0, values: 0 },
+      { table: 'server_secrets', rows: 0, values: 0 },
     ]);
     assertAbsent(await raw('sync_connections'), [remoteToken]);
     assertAbsent(await raw('event_receivers'), [S.push]);
@@ -414,6 +438,8 @@ describe('secrets at rest', () => {
       upstreams: { plaintext: 0, sealed: { [k1]: 2 } },
       device_manufacturers: { plaintext: 0, sealed: { [k1]: 1 } },
       signing_keys: { plaintext: 0, sealed: { [k1]: 1 } },
+      // The key of paging cursors (app.ts serverSecret).
+      server_secrets: { plaintext: 0, sealed: { [k1]: 1 } },
     });
     const rotated = new SecretBox(KEY2, [KEY1]);
     registerSecretBox(t.app.db, rotated);
@@ -424,6 +450,7 @@ describe('secrets at rest', () => {
       { table: 'upstreams', rows: 1, values: 2 },
       { table: 'device_manufacturers', rows: 1, values: 1 },
       { table: 'signing_keys', rows: 1, values: 1 },
+      { table: 'server_secrets', rows: 1, values: 1 },
     ]);
     assert.deepEqual(counts(await secretStatus(t.app.db)), {
       sync_connections: { plaintext: 0, sealed: { [k2]: 7 } },
@@ -431,6 +458,7 @@ describe('secrets at rest', () => {
       upstreams: { plaintext: 0, sealed: { [k2]: 2 } },
       device_manufacturers: { plaintext: 0, sealed: { [k2]: 1 } },
       signing_keys: { plaintext: 0, sealed: { [k2]: 1 } },
+      server_secrets: { plaintext: 0, sealed: { [k2]: 1 } },
     });
     // Again: nothing to do.
     assert.ok((await resealStoredSecrets(t.app.db, rotated, 'rotate')).every((r) => r.values === 0));
