@@ -11,9 +11,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { compactVerify, createLocalJWKSet } from 'jose';
 import {
   SecretBox,
@@ -23,7 +25,10 @@ import {
   secretBoxFor,
 } from '../../src/security/secret-box.ts';
 import { resealStoredSecrets, secretStatus } from '../../src/security/stored-secrets.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { createServerRegistry } from '../../src/registry.ts';
+import { openDatabase } from '../../src/store/open.ts';
+import { ConnectionService } from '../../src/sync/connections.ts';
+import { scratchDatabase, startTestApp, type TestApp } from '../helpers/app.ts';
 import { insertFeed, insertOutbox, outboxRows } from '../events/receivers-fixtures.ts';
 import { openTarget } from '../sync/adapter-helpers.ts';
 
@@ -485,5 +490,126 @@ describe('secrets at rest', () => {
       sealed: { [k2]: 7 },
     });
     registerSecretBox(t.app.db, new SecretBox(KEY2));
+  });
+});
+
+describe('a database written before encryption', () => {
+  test('its plaintext secrets are read, and sealed when the store is opened again', async () => {
+    const scratch = await scratchDatabase();
+    const dir = mkdtempSync(join(tmpdir(), 'scimd-legacy-'));
+    const opts = scratch ? { databaseUrl: scratch.url, dataDir: dir } : { dataDir: dir };
+    const saved = process.env.SCIMD_SECRET_KEY;
+    process.env.SCIMD_SECRET_KEY = KEY1.toString('hex');
+    const registry = createServerRegistry();
+    const jwk = { kty: 'EC', crv: 'P-256', x: 'eA', y: 'eQ', d: 'private-d-4711', kid: 'k1', alg: 'ES256' };
+    try {
+      let db = await openDatabase(opts, registry);
+      try {
+        // What an older version wrote.
+        await db.query(
+          `INSERT INTO sync_connections (tenant_id, id, name, base_url, auth) VALUES ('default', 'old', 'old', 'https://old.example/scim/v2', $1)`,
+          [
+            JSON.stringify({
+              type: 'oauth2',
+              tokenUrl: 'https://old.example/t',
+              clientId: 'c',
+              clientSecret: S.oauth,
+            }),
+          ],
+        );
+        await db.query(
+          `INSERT INTO event_feeds (tenant_id, id, name, resource_types, form, position)
+           VALUES ('default', 'f', 'f', ARRAY['User'], 'full', pg_current_xact_id())`,
+        );
+        await db.query(
+          `INSERT INTO event_receivers (tenant_id, id, feed_id, name, delivery, endpoint_url, authorization_header)
+           VALUES ('default', 'r', 'f', 'r', 'push', 'https://r.example/events', $1)`,
+          [S.push],
+        );
+        await db.query(
+          `INSERT INTO upstreams (tenant_id, id, name, issuer, scim_base_url, callback_authorization, poll_url, poll_authorization)
+           VALUES ('default', 'u', 'u', 'https://u.example', 'https://u.example/scim/v2', $1, 'https://u.example/poll', $2)`,
+          [S.callback, S.poll],
+        );
+        await db.query(
+          `INSERT INTO device_manufacturers (tenant_id, id, mud_url_prefix, registration_url, token, client_id)
+           VALUES ('default', 'm', 'https://m.example/mud/', 'https://m.example/reg', $1, 'manufacturer-m')`,
+          [S.mfr],
+        );
+        await db.query(
+          `INSERT INTO signing_keys (tenant_id, kid, alg, private_jwk, public_jwk) VALUES ('default', 'k1', 'ES256', $1, $2)`,
+          [JSON.stringify(jwk), JSON.stringify({ ...jwk, d: undefined })],
+        );
+        await db.query(
+          `INSERT INTO server_secrets (name, secret) VALUES ('legacy', 'plain-server-secret-4711')`,
+        );
+        // Read as they are.
+        const c = (await new ConnectionService(db).find('default', 'old'))!;
+        assert.equal(c.auth.type === 'oauth2' && c.auth.clientSecret, S.oauth);
+      } finally {
+        await db.close();
+      }
+
+      db = await openDatabase(opts, registry);
+      try {
+        const k1 = keyIdOf(KEY1);
+        assert.deepEqual(
+          (await secretStatus(db)).map((s) => [s.table, s.plaintext, s.sealed]),
+          [
+            ['sync_connections', 0, { [k1]: 1 }],
+            ['event_receivers', 0, { [k1]: 1 }],
+            ['upstreams', 0, { [k1]: 2 }],
+            ['device_manufacturers', 0, { [k1]: 1 }],
+            ['signing_keys', 0, { [k1]: 1 }],
+            ['server_secrets', 0, { [k1]: 1 }],
+          ],
+        );
+        const dump = (
+          await db.query<{ j: string }>(
+            `SELECT string_agg(j, ' ') AS j FROM (
+               SELECT row_to_json(x)::text AS j FROM sync_connections x UNION ALL
+               SELECT row_to_json(x)::text FROM event_receivers x UNION ALL
+               SELECT row_to_json(x)::text FROM upstreams x UNION ALL
+               SELECT row_to_json(x)::text FROM device_manufacturers x UNION ALL
+               SELECT row_to_json(x)::text FROM signing_keys x UNION ALL
+               SELECT row_to_json(x)::text FROM server_secrets x) all_rows`,
+          )
+        ).rows[0].j;
+        for (const secret of [
+          S.oauth,
+          S.push,
+          S.callback,
+          S.poll,
+          S.mfr,
+          'private-d-4711',
+          'plain-server-secret-4711',
+        ])
+          assert.ok(!dump.includes(secret), secret);
+        // And read as before.
+        const c = (await new ConnectionService(db).find('default', 'old'))!;
+        assert.equal(c.auth.type === 'oauth2' && c.auth.clientSecret, S.oauth);
+        const box = secretBoxFor(db);
+        const sealed = (await db.query<{ private_jwk: string }>(`SELECT private_jwk FROM signing_keys`))
+          .rows[0];
+        assert.deepEqual(
+          JSON.parse(
+            box.open(sealed.private_jwk, {
+              table: 'signing_keys',
+              tenant: 'default',
+              row: 'k1',
+              field: 'private_jwk',
+            }),
+          ),
+          jwk,
+        );
+      } finally {
+        await db.close();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.SCIMD_SECRET_KEY;
+      else process.env.SCIMD_SECRET_KEY = saved;
+      rmSync(dir, { recursive: true, force: true });
+      await scratch?.drop();
+    }
   });
 });
