@@ -184,7 +184,13 @@ export function runnerFor(pair: Pair, opts: Partial<RunnerOptions> & { block?: R
     config: app.config,
     tenants: new TenantDirectory(app.db),
     clientFor: (c) =>
-      new ScimClient({ baseUrl: c.baseUrl, auth: c.auth, transport, retry: { maxAttempts: 1 } }),
+      new ScimClient({
+        baseUrl: c.baseUrl,
+        auth: c.auth,
+        transport,
+        retry: { maxAttempts: 1 },
+        ...(c.compat ? { compat: c.compat } : {}),
+      }),
     source: sqlSource(pair),
     ...opts,
   });

@@ -74,6 +74,7 @@ function countingRunner(expected: number) {
         auth: c.auth,
         transport: counting.transport,
         retry: { maxAttempts: 1 },
+        ...(c.compat ? { compat: c.compat } : {}),
       }),
   });
   return { runner, max: counting.max };
@@ -94,6 +95,8 @@ describe('items in flight', () => {
   test(`a full push keeps ${DEFAULT_ITEMS_IN_FLIGHT} creates in flight by default, compat.maxConcurrentRequests caps it`, async () => {
     await localUsers('p-', 24);
     await addFlow(pair, { id: 'par', direction: 'push', mode: 'full', filter: 'userName sw "p-"' });
+    // One POST per create (the remote's Bulk left unused; Bulk creates are the next test).
+    await setCompat({ disable: ['bulk'] });
     const dflt = countingRunner(DEFAULT_ITEMS_IN_FLIGHT);
     const r = await dflt.runner.runFlow('default', 'par');
     assert.equal(r.state, 'succeeded');
@@ -112,7 +115,7 @@ describe('items in flight', () => {
 
     await localUsers('q-', 12);
     await addFlow(pair, { id: 'two', direction: 'push', mode: 'full', filter: 'userName sw "q-"' });
-    await setCompat({ maxConcurrentRequests: 2 });
+    await setCompat({ maxConcurrentRequests: 2, disable: ['bulk'] });
     try {
       const capped = countingRunner(3); // waits for a third write that must never come
       const r2 = await capped.runner.runFlow('default', 'two');
@@ -124,9 +127,58 @@ describe('items in flight', () => {
     }
   });
 
+  test("a page's creates go in one Bulk request when the remote has Bulk; a failed operation fails its item only", async () => {
+    await localUsers('b-', 10);
+    const taken = await create(pair.remote, 'Users', { schemas: [USER], userName: 'b-05' });
+    await addFlow(pair, { id: 'bulk', direction: 'push', mode: 'full', filter: 'userName sw "b-"' });
+    // The remote b-05 is linked to another local resource of the flow: not matched, so its create
+    // collides (409) inside the Bulk request; that link's local resource is gone, so it is deleted after.
+    await pair.local.app.db.query(
+      `INSERT INTO sync_links (tenant_id, flow_id, resource_type, local_id, remote_id) VALUES ('default', 'bulk', 'User', 'someone-else', $1)`,
+      [taken.id],
+    );
+    pair.sent.length = 0;
+    const runner = runnerFor(pair);
+    const r = await runner.runFlow('default', 'bulk');
+    assert.equal(r.state, 'partial');
+    assert.deepEqual(r.counts, { created: 9, updated: 0, deleted: 1, skipped: 0, failed: 1 });
+    assert.deepEqual(
+      pair.sent.filter((x) => x.startsWith('POST') || x.startsWith('DELETE')),
+      ['POST /Bulk', `DELETE /Users/${taken.id}`],
+    );
+    const items = await runner.runItems('default', 'bulk', r.id, { limit: 1000 });
+    const failed = items.filter((i) => i.outcome === 'failed');
+    assert.equal(failed.length, 1);
+    assert.match(failed[0].error ?? '', /^remote POST answered 409 uniqueness: /);
+    assert.equal(items.filter((i) => i.action === 'create' && i.outcome === 'done').length, 9);
+    assert.deepEqual(await remoteNames('b-'), [
+      'b-01',
+      'b-02',
+      'b-03',
+      'b-04',
+      'b-06',
+      'b-07',
+      'b-08',
+      'b-09',
+      'b-10',
+    ]);
+    // The next run retries b-05 alone (no Bulk for one item) and creates it.
+    pair.sent.length = 0;
+    const r2 = await runner.runFlow('default', 'bulk');
+    assert.equal(r2.state, 'succeeded');
+    assert.deepEqual(r2.counts, { created: 1, updated: 0, deleted: 0, skipped: 9, failed: 0 });
+    assert.deepEqual(
+      pair.sent.filter((x) => x.startsWith('POST')),
+      ['POST /Users'],
+    );
+    assert.equal((await remoteNames('b-')).length, 10);
+    assert.equal((await links(pair, 'bulk')).length, 10);
+  });
+
   test('a run stopped with items in flight: the next run creates the rest, nothing duplicated', async () => {
     await localUsers('s-', 40);
     await addFlow(pair, { id: 'stop', direction: 'push', mode: 'full', filter: 'userName sw "s-"' });
+    await setCompat({ disable: ['bulk'] }); // one POST per item, 8 in flight when the run stops
     const crashing = runnerFor(pair, {
       onCheckpoint: (done) => {
         if (done >= 10) throw new Error('simulated crash');
@@ -143,6 +195,7 @@ describe('items in flight', () => {
     const r2 = await runnerFor(pair).runFlow('default', 'stop');
     assert.equal(r2.state, 'succeeded');
     assert.deepEqual(r2.counts, { created: 40 - first, updated: 0, deleted: 0, skipped: first, failed: 0 });
+    await setCompat(null);
     const names = await remoteNames('s-');
     assert.equal(names.length, 40);
     assert.equal(new Set(names).size, 40);

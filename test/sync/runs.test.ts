@@ -23,9 +23,10 @@ let pair: Pair;
 before(async () => {
   pair = await startPair();
   // These tests stop or stall a run at a checkpoint (before the n-th item), which needs the items
-  // to pass their checkpoints one at a time; runs with several items in flight are in-flight.test.ts.
+  // to pass their checkpoints one at a time, each create its own POST (not Bulk); runs with several
+  // items in flight and Bulk creates are in-flight.test.ts.
   await pair.local.app.db.query(
-    `UPDATE sync_connections SET compat = '{"maxConcurrentRequests": 1}' WHERE tenant_id = 'default' AND id = 'remote'`,
+    `UPDATE sync_connections SET compat = '{"maxConcurrentRequests": 1, "disable": ["bulk"]}' WHERE tenant_id = 'default' AND id = 'remote'`,
   );
 });
 after(async () => {

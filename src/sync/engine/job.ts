@@ -331,15 +331,30 @@ export async function runItem(
   await job.recorder.checkpoint();
   try {
     await fn();
-    if (!job.dryRun && (job.retryKeys === undefined || job.retryKeys.has(key))) await clearRetry(job, key);
+    await itemSucceeded(job, key);
     return true;
   } catch (e) {
     if (e instanceof RunAborted) throw e;
-    const error = errorText(e);
-    await job.recorder.record({ ...what, action: 'skip', outcome: 'failed', error });
-    if (!job.dryRun) await noteRetry(job, key, what.resourceType, error);
+    await itemFailed(job, key, what, e);
     return false;
   }
+}
+
+/** An item's failure: recorded (outcome failed) and kept in sync_retries for the next run. */
+export async function itemFailed(
+  job: Job,
+  key: string,
+  what: { resourceType: string; localId?: string; remoteId?: string },
+  e: unknown,
+): Promise<void> {
+  const error = errorText(e);
+  await job.recorder.record({ ...what, action: 'skip', outcome: 'failed', error });
+  if (!job.dryRun) await noteRetry(job, key, what.resourceType, error);
+}
+
+/** An item done outside runItem (a create sent in a Bulk request): its retry, if any, is cleared. */
+export async function itemSucceeded(job: Job, key: string): Promise<void> {
+  if (!job.dryRun && (job.retryKeys === undefined || job.retryKeys.has(key))) await clearRetry(job, key);
 }
 
 async function clearRetry(job: Job, key: string): Promise<void> {

@@ -16,7 +16,7 @@
  * difference, or PUT when flow.usePut). Group members are sent as the remote ids of their links;
  * a member not yet linked is pushed first when it is in the flow.
  */
-import type { ScimResource } from '../../client/index.ts';
+import type { BulkOperation, BulkOperationResult, ScimResource } from '../../client/index.ts';
 import type { JsonObject } from '../../scim/json.ts';
 import type { ResourceTypeConfig } from '../../scim/schema/registry.ts';
 import { currentPosition, windowBounds, windowCandidates } from '../../store/changes.ts';
@@ -25,9 +25,11 @@ import {
   flowTypes,
   forEachInFlight,
   inScope,
-  itemsInFlight,
   isNotFound,
+  itemFailed,
   itemKey,
+  itemsInFlight,
+  itemSucceeded,
   LiveRemote,
   LoadedRemote,
   localGet,
@@ -53,6 +55,17 @@ interface PushScope {
   useDigest: boolean;
   /** Local ids being pushed right now (a member cycle must not recurse forever). */
   active: Set<string>;
+  /** Set while a page's creates are collected for one Bulk request (see pushPage). */
+  creates?: PendingCreate[];
+}
+
+/** A create decided while a page was worked through, sent with the page's others in one Bulk request. */
+interface PendingCreate {
+  key: string;
+  localId: string;
+  body: JsonObject;
+  digest: string;
+  localVersion: number | undefined;
 }
 
 /** Runs a push flow's step for its mode (or a full comparison when job.full). */
@@ -101,13 +114,14 @@ async function pushFull(job: Job): Promise<void> {
         seen.add(id);
         if (!job.handled.has(itemKey(rt, id))) todo.push(rep);
       }
-      await job.links.prefetchLocal(todo.map((rep) => rep.id as string));
-      await forEachInFlight(todo, itemsInFlight(job, rt), (rep) => {
-        const id = rep.id as string;
-        return runItem(job, itemKey(rt, id), { resourceType: rt.name, localId: id }, () =>
-          pushResource(job, scope, rt, id, rep),
-        );
-      });
+      await pushPage(
+        job,
+        scope,
+        rt,
+        todo,
+        (rep) => rep.id as string,
+        async () => (rep) => rep,
+      );
       if (!page.nextCursor) break;
       cursor = page.nextCursor;
     }
@@ -181,20 +195,16 @@ async function pushChanges(job: Job): Promise<void> {
       if ((c.client_id !== null && echo.has(c.client_id)) || job.handled.has(key)) job.recorder.skipped();
       else todo.push(c);
     }
-    await job.links.prefetchLocal(todo.map((c) => c.resource_id));
-    // One type at a time, in the flow's order (members before groups), its items in flight together.
+    // One type at a time, in the flow's order (members before groups).
     for (const rt of types) {
       const ofType = todo.filter((c) => c.resource_type === rt.name);
-      await forEachInFlight(ofType, itemsInFlight(job, rt), (c) =>
-        runItem(
-          job,
-          itemKey(rt, c.resource_id),
-          { resourceType: rt.name, localId: c.resource_id },
-          async () => {
-            const local = c.operation === 'delete' ? undefined : await localGet(job, rt, c.resource_id);
-            await pushResource(job, scope, rt, c.resource_id, local);
-          },
-        ),
+      await pushPage(
+        job,
+        scope,
+        rt,
+        ofType,
+        (c) => c.resource_id,
+        async () => (c) => (c.operation === 'delete' ? undefined : localGet(job, rt, c.resource_id)),
       );
     }
     w.after = batch[batch.length - 1].seq;
@@ -204,6 +214,106 @@ async function pushChanges(job: Job): Promise<void> {
   job.state.window = undefined;
   await job.saveState();
   await noteCatchUp(job, w.to, names);
+}
+
+/**
+ * One page of one type: its links read in one query, its items in flight together (itemsInFlight),
+ * and — when the remote has Bulk and the type has no members — the creates the items decide sent
+ * together in one Bulk request (split by the client to the server's limits) instead of one POST
+ * each. `localOf` gives an item's local representation (undefined: gone).
+ */
+async function pushPage<T>(
+  job: Job,
+  scope: PushScope,
+  rt: ResourceTypeConfig,
+  items: T[],
+  idOf: (item: T) => string,
+  prepare: () => Promise<(item: T) => JsonObject | undefined | Promise<JsonObject | undefined>>,
+): Promise<void> {
+  if (items.length === 0) return;
+  await job.links.prefetchLocal(items.map(idOf));
+  const localOf = await prepare();
+  const bulk =
+    !job.dryRun &&
+    items.length > 1 &&
+    !rt.membersAttribute &&
+    (await job.client.capabilities()).bulk.supported;
+  const pageScope: PushScope = bulk ? { ...scope, creates: [] } : scope;
+  await forEachInFlight(items, itemsInFlight(job, rt), (item) => {
+    const id = idOf(item);
+    return runItem(job, itemKey(rt, id), { resourceType: rt.name, localId: id }, async () =>
+      pushResource(job, pageScope, rt, id, await localOf(item)),
+    );
+  });
+  if (pageScope.creates && pageScope.creates.length > 0)
+    await sendCreates(job, pageScope, rt, pageScope.creates);
+}
+
+/**
+ * The page's creates in one Bulk request: each result is linked and recorded like a single create
+ * (or recorded failed and kept for a retry); a request that fails as a whole fails each create.
+ */
+async function sendCreates(job: Job, scope: PushScope, rt: ResourceTypeConfig, creates: PendingCreate[]) {
+  await job.recorder.checkpoint();
+  const endpoint = (await job.client.resourceType(rt.name)).endpoint;
+  const ops: BulkOperation[] = creates.map((c, i) => ({
+    method: 'POST',
+    path: endpoint,
+    bulkId: `c${i}`,
+    data: c.body,
+  }));
+  let results: BulkOperationResult[];
+  try {
+    results = await job.client.bulk(ops);
+  } catch (e) {
+    for (const c of creates) await itemFailed(job, c.key, { resourceType: rt.name, localId: c.localId }, e);
+    return;
+  }
+  const linked: { c: PendingCreate; remoteId: string; version?: string }[] = [];
+  for (const [i, c] of creates.entries()) {
+    const r = results[i];
+    const remoteId = r?.status === '201' ? idOfLocation(r.location) : undefined;
+    if (!remoteId) {
+      await itemFailed(job, c.key, { resourceType: rt.name, localId: c.localId }, new Error(bulkError(r)));
+      continue;
+    }
+    linked.push({ c, remoteId, version: r.version });
+    scope.remote.remember(rt, { ...(c.body as ScimResource), id: remoteId, meta: { version: r.version } });
+  }
+  await job.links.saveMany(
+    linked.map(({ c, remoteId, version }) => ({
+      resourceType: rt.name,
+      localId: c.localId,
+      remoteId,
+      localVersion: c.localVersion,
+      remoteVersion: version,
+      digest: c.digest,
+    })),
+  );
+  for (const { c, remoteId } of linked) {
+    await itemSucceeded(job, c.key);
+    await job.recorder.record({
+      resourceType: rt.name,
+      localId: c.localId,
+      remoteId,
+      action: 'create',
+      outcome: 'done',
+    });
+  }
+}
+
+function idOfLocation(location: string | undefined): string | undefined {
+  const id = location ? decodeURIComponent(location.replace(/\/+$/, '').split('/').pop() ?? '') : '';
+  return id === '' ? undefined : id;
+}
+
+/** A failed Bulk operation as errorText words a failed request. */
+function bulkError(r: BulkOperationResult | undefined): string {
+  if (!r) return 'remote Bulk answered no result for this operation';
+  const body = r.response && typeof r.response === 'object' && !Array.isArray(r.response) ? r.response : {};
+  const scimType = typeof body.scimType === 'string' ? ` ${body.scimType}` : '';
+  const detail = typeof body.detail === 'string' ? `: ${body.detail}` : '';
+  return `remote POST answered ${r.status}${scimType}${detail}`;
 }
 
 /**
@@ -286,6 +396,10 @@ async function pushPresent(
           owner: authority.owner(path),
         })),
       });
+      return;
+    }
+    if (scope.creates) {
+      scope.creates.push({ key: itemKey(rt, localId), localId, body, digest, localVersion });
       return;
     }
     const created = await resources.create(body as ScimResource);
