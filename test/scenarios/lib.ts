@@ -4,6 +4,7 @@
  * with --url), exactly as docs/use-cases/ shows them with curl.
  */
 import assert from 'node:assert/strict';
+import { settleCluster } from '../helpers/events.ts';
 import { freePort, nodeStore, startScimd, type NodeStore, type ScimdProcess } from '../helpers/process.ts';
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON
@@ -173,6 +174,8 @@ export async function runFlow(
   flowId: string,
   opts: { full?: boolean; dryRun?: boolean } = {},
 ): Promise<Json> {
+  // The writes made before this run are inside its change-log windows (see settleCluster).
+  await settleCluster();
   const deadline = Date.now() + 60_000;
   for (;;) {
     const res = await http('POST', `${node.admin(tenant)}/flows/${flowId}/runs`, node.adminToken, {

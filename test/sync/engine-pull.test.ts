@@ -14,6 +14,7 @@ import {
   listAll,
   patch,
   runnerFor,
+  settleChangeLog,
   startPair,
   USER,
   type Pair,
@@ -183,6 +184,7 @@ describe('pull', () => {
     assert.equal((await pair.remote.request('DELETE', `/scim/v2/Users/${d2.id}`)).status, 204);
     await create(pair.remote, 'Users', { schemas: [USER], userName: 'd-3' });
     pair.sent.length = 0;
+    await settleChangeLog(pair.remote.app); // the remote's writes are inside its delta window
     const r2 = await runner.runFlow('default', 'pull-delta');
     assert.equal(r2.state, 'succeeded');
     assert.deepEqual(r2.counts, { created: 1, updated: 1, deleted: 1, skipped: 0, failed: 0 });
@@ -197,6 +199,7 @@ describe('pull', () => {
     );
     // Nothing new: one delta request, nothing written, the next token kept.
     pair.sent.length = 0;
+    await settleChangeLog(pair.remote.app); // the remote's writes are inside its delta window
     const r3 = await runner.runFlow('default', 'pull-delta');
     assert.deepEqual(r3.counts, { created: 0, updated: 0, deleted: 0, skipped: 0, failed: 0 });
     assert.deepEqual(pair.sent, ['POST /Users/.delta']);

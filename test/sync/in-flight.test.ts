@@ -175,6 +175,35 @@ describe('items in flight', () => {
     assert.equal((await links(pair, 'bulk')).length, 10);
   });
 
+  test("a pull page's creates are stored in one batch; a refused row fails its item only", async () => {
+    for (let i = 1; i <= 5; i++)
+      await create(pair.remote, 'Users', { schemas: [USER], userName: `pb-0${i}` });
+    const mine = await create(pair.local, 'Users', { schemas: [USER], userName: 'pb-03' });
+    await addFlow(pair, { id: 'pb', direction: 'pull', mode: 'full', filter: 'userName sw "pb-"' });
+    // The local pb-03 is linked to another remote record of the flow: not matched, so its create
+    // collides (409) inside the batch; that remote record is not listed, so pb-03 is deleted after.
+    await pair.local.app.db.query(
+      `INSERT INTO sync_links (tenant_id, flow_id, resource_type, local_id, remote_id) VALUES ('default', 'pb', 'User', $1, 'elsewhere')`,
+      [mine.id],
+    );
+    const runner = runnerFor(pair);
+    const r = await runner.runFlow('default', 'pb');
+    assert.equal(r.state, 'partial');
+    assert.deepEqual(r.counts, { created: 4, updated: 0, deleted: 1, skipped: 0, failed: 1 });
+    const items = await runner.runItems('default', 'pb', r.id, { limit: 1000 });
+    const failed = items.filter((i) => i.outcome === 'failed');
+    assert.equal(failed.length, 1);
+    assert.match(failed[0].error ?? '', /^local 409 uniqueness: /);
+    const localNames = async () =>
+      (await listAll(pair.local, 'Users')).map((u) => String(u.userName)).filter((n) => n.startsWith('pb-'));
+    assert.deepEqual(await localNames(), ['pb-01', 'pb-02', 'pb-04', 'pb-05']);
+    const r2 = await runner.runFlow('default', 'pb');
+    assert.equal(r2.state, 'succeeded');
+    assert.deepEqual(r2.counts, { created: 1, updated: 0, deleted: 0, skipped: 4, failed: 0 });
+    assert.deepEqual(await localNames(), ['pb-01', 'pb-02', 'pb-03', 'pb-04', 'pb-05']);
+    assert.equal((await links(pair, 'pb')).length, 5);
+  });
+
   test('a run stopped with items in flight: the next run creates the rest, nothing duplicated', async () => {
     await localUsers('s-', 40);
     await addFlow(pair, { id: 'stop', direction: 'push', mode: 'full', filter: 'userName sw "s-"' });

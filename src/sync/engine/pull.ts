@@ -25,12 +25,15 @@ import { diffResources, ScimClientError, type ScimResource } from '../../client/
 import { isJsonObject, type JsonObject, type JsonValue } from '../../scim/json.ts';
 import type { ResourceTypeConfig } from '../../scim/schema/registry.ts';
 import { ScimError } from '../../scim/errors.ts';
+import type { BatchCreateResult } from '../../service/resources.ts';
 import { content, differences, digestOf, getPath, leafPaths, setPath } from './attributes.ts';
 import {
   flowTypes,
   forEachInFlight,
   isNotFound,
+  itemFailed,
   itemsInFlight,
+  itemSucceeded,
   itemKey,
   localGet,
   localMutability,
@@ -54,6 +57,17 @@ interface PullScope {
   lastModified: Map<string, string>;
   /** The local side of the page being pulled, read in a few queries (see prefetchPage). */
   page?: PagePrefetch;
+  /** Set while a page's local creates are collected to be stored in one batch (see pullPage). */
+  creates?: PendingLocalCreate[];
+}
+
+/** A local create decided while a page was worked through, stored with the page's others at once. */
+interface PendingLocalCreate {
+  key: string;
+  remoteId: string;
+  body: JsonObject;
+  digest: string;
+  remoteVersion: string | undefined;
 }
 
 /** A page's local resources: the linked ones by id, and match candidates per attribute and key. */
@@ -152,15 +166,67 @@ async function pullPage(
     observe(scope, rt, r);
     if (!job.handled.has(itemKey(rt, r.id))) todo.push(r);
   }
-  scope.page = await prefetchPage(job, rt, todo);
+  // Creates are stored together (ResourceService.createBatch: one multi-row statement) except for
+  // types with members and events flows (those write under the remote ids, one replica at a time).
+  const batch = !job.dryRun && todo.length > 1 && !rt.membersAttribute && job.flow.mode !== 'events';
+  const pageScope: PullScope = {
+    ...scope,
+    page: await prefetchPage(job, rt, todo),
+    creates: batch ? [] : undefined,
+  };
+  await forEachInFlight(todo, itemsInFlight(job, rt), (r) =>
+    runItem(job, itemKey(rt, r.id!), { resourceType: rt.name, remoteId: r.id }, () =>
+      pullResource(job, pageScope, rt, r),
+    ),
+  );
+  if (pageScope.creates && pageScope.creates.length > 0) await storeCreates(job, rt, pageScope.creates);
+}
+
+/**
+ * A page's local creates in one batch: each stored one is linked and recorded like a single
+ * create, each refused one recorded failed (kept for a retry); a batch that fails as a whole
+ * fails each of its creates.
+ */
+async function storeCreates(job: Job, rt: ResourceTypeConfig, creates: PendingLocalCreate[]): Promise<void> {
+  await job.recorder.checkpoint();
+  const what = (c: PendingLocalCreate) => ({ resourceType: rt.name, remoteId: c.remoteId });
+  let results: BatchCreateResult[];
   try {
-    await forEachInFlight(todo, itemsInFlight(job, rt), (r) =>
-      runItem(job, itemKey(rt, r.id!), { resourceType: rt.name, remoteId: r.id }, () =>
-        pullResource(job, scope, rt, r),
-      ),
+    results = await job.deps.service.createBatch(
+      job.ctx,
+      rt,
+      creates.map((c) => c.body),
+      { dryRun: false },
     );
-  } finally {
-    scope.page = undefined;
+  } catch (e) {
+    for (const c of creates) await itemFailed(job, c.key, what(c), e);
+    return;
+  }
+  const stored: { c: PendingLocalCreate; localId: string }[] = [];
+  for (const [i, c] of creates.entries()) {
+    const r = results[i];
+    if (r.ok) stored.push({ c, localId: r.id });
+    else await itemFailed(job, c.key, what(c), r.error);
+  }
+  await job.links.saveMany(
+    stored.map(({ c, localId }) => ({
+      resourceType: rt.name,
+      localId,
+      remoteId: c.remoteId,
+      localVersion: 1,
+      remoteVersion: c.remoteVersion,
+      digest: c.digest,
+    })),
+  );
+  for (const { c, localId } of stored) {
+    await itemSucceeded(job, c.key);
+    await job.recorder.record({
+      resourceType: rt.name,
+      localId,
+      remoteId: c.remoteId,
+      action: 'create',
+      outcome: 'done',
+    });
   }
 }
 
@@ -430,6 +496,16 @@ async function pullPresent(
           remote: getPath(body, path),
           owner: authority.owner(path),
         })),
+      });
+      return;
+    }
+    if (scope.creates) {
+      scope.creates.push({
+        key: itemKey(rt, remoteId),
+        remoteId,
+        body,
+        digest,
+        remoteVersion: remote.meta?.version,
       });
       return;
     }
