@@ -28,8 +28,6 @@ export interface StoreOptions {
 const MIGRATION_LOCK = 7_211_991; // arbitrary, constant: the advisory lock id of scimd migrations
 
 export async function openDatabase(opts: StoreOptions, registry: SchemaRegistry): Promise<Database> {
-  // The key that seals stored secrets (docs/secrets.md); a bad key setting fails before the store opens.
-  const box = loadSecretBox({ dataDir: opts.dataDir, memory: !opts.databaseUrl && opts.memory === true });
   let db: Database;
   if (opts.databaseUrl) {
     db = await PostgresDatabase.open(opts.databaseUrl);
@@ -47,6 +45,9 @@ export async function openDatabase(opts: StoreOptions, registry: SchemaRegistry)
     }
   }
   try {
+    // The key that seals stored secrets (docs/secrets.md): read, or generated into the data dir,
+    // once the store is ours (an embedded store held by another process gets no key file).
+    const box = loadSecretBox({ dataDir: opts.dataDir, memory: !opts.databaseUrl && opts.memory === true });
     await migrate(db, registry);
     registerSecretBox(db, box);
     // Secrets stored in clear by a version without encryption are sealed now.

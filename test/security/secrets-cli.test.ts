@@ -3,7 +3,7 @@
  * on an embedded store folder, or a scratch PostgreSQL database when DATABASE_URL is set: a
  * connection added with key 1 is sealed with key 1; rotate with key 2 current and key 1 previous
  * reseals it; key 1 alone then opens nothing (the command fails with the reason); bad key settings
- * fail before the store is opened.
+ * fail as the store opens.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -113,7 +113,7 @@ test('scimd secrets: status, rotate (reencrypt), new-key', { timeout: 300_000 },
       `sync_connections.auth.token of tenant default row crm was sealed with key ${id2}, which is not configured (SCIMD_SECRET_KEY, SCIMD_SECRET_KEY_PREVIOUS; this node has ${id1})`,
     );
 
-    // Bad key settings stop the command before the store is opened.
+    // Bad key settings stop the command as the store opens.
     failed(
       await scimd(['secrets', 'status'], env({ SCIMD_SECRET_KEY: 'too-short' })),
       'SCIMD_SECRET_KEY must be 32 bytes written as 64 hex digits or base64 (e.g. `openssl rand -base64 32`)',
