@@ -46,7 +46,7 @@ interface AllSettings {
   events: EventsSettings;
   /** Push and pull on each store; the delta at scale on PostgreSQL (PGlite only when asked alone). */
   sync: SyncSettings;
-  /** Users pushed and pulled on PGlite. At ~40-100 Users/s here, 100,000 would take over half an hour per run. */
+  /** Users pushed and pulled on PGlite (the issue asks for 100,000 on both stores). */
   syncPglite: number;
 }
 
@@ -82,13 +82,13 @@ const FULL: AllSettings = {
     delta: { small: 10_000, big: 1_000_000, changes: 100, samples: 50 },
   },
   sync: {
-    users: 10_000,
+    users: 100_000,
     pushChanges: 1_000,
     pullChanges: 100,
     sample: 50,
     delta: { small: 10_000, big: 1_000_000, changes: 100, rounds: 5 },
   },
-  syncPglite: 10_000,
+  syncPglite: 100_000,
 };
 const QUICK: AllSettings = {
   core: {

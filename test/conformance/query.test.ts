@@ -130,6 +130,32 @@ describe('filter (RFC 7644 §3.4.2.2)', () => {
     assert.deepEqual(await filterUsers('emails.value co "example.org"'), [jsmith.id]);
   });
 
+  test('an or-chain of eq on one attribute (compiled as one IN list): case rules, absent values, negation', async () => {
+    // userName is caseExact=false: any spelling matches; an unknown value matches nothing.
+    assert.deepEqual(
+      await filterUsers('userName eq "BJENSEN" or userName eq "jsmith" or userName eq "nobody"'),
+      sorted([bjensen.id, jsmith.id]),
+    );
+    // id is caseExact: another spelling of an id is another id.
+    assert.deepEqual(await filterUsers(`id eq "${alice.id}" or id eq "${String(bob.id).toUpperCase()}"`), [
+      alice.id,
+    ]);
+    // nickName is absent on most users: they match neither the chain nor (NOT NULL) its negation's opposite.
+    assert.deepEqual(
+      await filterUsers('nickName eq "A-NICK" or nickName eq "b-nick"'),
+      sorted([bjensen.id, zed.id]),
+    );
+    assert.deepEqual(
+      await filterUsers('not (nickName eq "a-nick" or nickName eq "b-nick")'),
+      sorted([jsmith.id, alice.id, bob.id]),
+    );
+    // A chain mixing attributes or operators keeps the general form, with the same answers.
+    assert.deepEqual(
+      await filterUsers('userName eq "alice" or userType eq "Intern" or userName sw "bo"'),
+      sorted([alice.id, zed.id, bob.id]),
+    );
+  });
+
   test('not (userName eq "bjensen")', async () => {
     assert.deepEqual(
       await filterUsers('not (userName eq "bjensen")'),

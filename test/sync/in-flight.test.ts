@@ -1,8 +1,8 @@
 /**
  * Several items in flight per run: a page's resources go to the remote together (at most
  * compat.maxConcurrentRequests, default 8), a run stopped with items in flight converges on the
- * next run with no duplicates, and a pull page reads its local counterparts in a few queries
- * while still matching values the remote spells differently (case, MAC address separators).
+ * next run with no duplicates, a pull matches values the remote spells differently (case, MAC
+ * address separators), and a page's creates go together (Bulk on a push, one batch on a pull).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -21,7 +21,7 @@ import type { TenantDirectory } from '../../tenancy/directory.ts';
 import type { Connection, Flow, FlowState, ItemAction } from '../types.ts';
 import type { Authority } from './authority.ts';
 import { getPath } from './attributes.ts';
-import type { LinkStore } from './links.ts';
+import type { Link, LinkStore } from './links.ts';
 import { bindFeedFilter } from '../../events/outbound/feeds.ts';
 
 /** What the engine needs from the app. */
@@ -352,7 +352,35 @@ export async function itemFailed(
   if (!job.dryRun) await noteRetry(job, key, what.resourceType, error);
 }
 
-/** An item done outside runItem (a create sent in a Bulk request): its retry, if any, is cleared. */
+/** One create sent with others (a Bulk request, a multi-row insert): its link, or why it failed. */
+export type BatchedCreate =
+  | { key: string; link: Link }
+  | { key: string; failed: { resourceType: string; localId?: string; remoteId?: string }; error: unknown };
+
+/**
+ * Finishes the creates of one batch like single ones: the failed recorded and kept for a retry,
+ * the others linked (one statement), their retries cleared and recorded as creates.
+ */
+export async function finishBatchedCreates(job: Job, outcomes: BatchedCreate[]): Promise<void> {
+  const done: { key: string; link: Link }[] = [];
+  for (const o of outcomes) {
+    if ('link' in o) done.push(o);
+    else await itemFailed(job, o.key, o.failed, o.error);
+  }
+  await job.links.saveMany(done.map((o) => o.link));
+  for (const { key, link } of done) {
+    await itemSucceeded(job, key);
+    await job.recorder.record({
+      resourceType: link.resourceType,
+      localId: link.localId,
+      remoteId: link.remoteId,
+      action: 'create',
+      outcome: 'done',
+    });
+  }
+}
+
+/** An item done outside runItem (a create sent in a batch): its retry, if any, is cleared. */
 export async function itemSucceeded(job: Job, key: string): Promise<void> {
   if (!job.dryRun && (job.retryKeys === undefined || job.retryKeys.has(key))) await clearRetry(job, key);
 }

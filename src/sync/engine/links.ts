@@ -45,8 +45,8 @@ const COLUMNS = 'resource_type, local_id, remote_id, local_version, remote_versi
 
 /**
  * The flow's links, with a per-run cache: only the run holding the flow's lease writes its links,
- * so what this store read or wrote stays true for the run. Pages prefetch their links in one query
- * (`prefetchLocal` / `prefetchRemote`) instead of one query per resource.
+ * so what this store read or wrote stays true for the run (a resource looked up again, e.g. as a
+ * group member, costs no query). Bounded: cleared when it holds 50,000 entries.
  */
 export class LinkStore {
   /** localId → link, or null when known to have none. */
@@ -61,6 +61,7 @@ export class LinkStore {
   ) {}
 
   async byLocal(localId: string): Promise<Link | undefined> {
+    this.bound();
     const known = this.byLocalId.get(localId);
     if (known !== undefined) return known ?? undefined;
     const res = await this.db.query<LinkRow>(
@@ -74,6 +75,7 @@ export class LinkStore {
   }
 
   async byRemote(remoteId: string): Promise<Link | undefined> {
+    this.bound();
     const known = this.byRemoteId.get(remoteId);
     if (known !== undefined) return known ?? undefined;
     const res = await this.db.query<LinkRow>(
@@ -86,34 +88,10 @@ export class LinkStore {
     return link;
   }
 
-  /** Reads the links of these local ids in one query (a page of a push); later byLocal calls hit the cache. */
-  async prefetchLocal(localIds: string[]): Promise<void> {
-    await this.prefetch('local_id', localIds, this.byLocalId);
-  }
-
-  /** Reads the links of these remote ids in one query (a page of a pull). */
-  async prefetchRemote(remoteIds: string[]): Promise<void> {
-    await this.prefetch('remote_id', remoteIds, this.byRemoteId);
-  }
-
-  private async prefetch(
-    column: 'local_id' | 'remote_id',
-    ids: string[],
-    cache: Map<string, Link | null>,
-  ): Promise<void> {
-    const wanted = ids.filter((id) => !cache.has(id));
-    if (wanted.length === 0) return;
-    // Bounded memory over a 100,000-resource run: the cache holds what recent pages touched.
-    if (cache.size > 50_000) {
-      this.byLocalId.clear();
-      this.byRemoteId.clear();
-    }
-    const res = await this.db.query<LinkRow>(
-      `SELECT ${COLUMNS} FROM sync_links WHERE tenant_id = $1 AND flow_id = $2 AND ${column} = ANY($3::text[])`,
-      [this.tenant, this.flowId, wanted],
-    );
-    for (const row of res.rows) this.remember(toLink(row));
-    for (const id of wanted) if (!cache.has(id)) cache.set(id, null);
+  private bound(): void {
+    if (this.byLocalId.size + this.byRemoteId.size < 50_000) return;
+    this.byLocalId.clear();
+    this.byRemoteId.clear();
   }
 
   private remember(link: Link): void {

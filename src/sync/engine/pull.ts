@@ -31,9 +31,10 @@ import {
   flowTypes,
   forEachInFlight,
   isNotFound,
+  finishBatchedCreates,
   itemFailed,
   itemsInFlight,
-  itemSucceeded,
+  type BatchedCreate,
   itemKey,
   localGet,
   localMutability,
@@ -55,8 +56,6 @@ interface PullScope {
   active: Set<string>;
   /** Highest meta.lastModified seen per type (watermarks). */
   lastModified: Map<string, string>;
-  /** The local side of the page being pulled, read in a few queries (see prefetchPage). */
-  page?: PagePrefetch;
   /** Set while a page's local creates are collected to be stored in one batch (see pullPage). */
   creates?: PendingLocalCreate[];
 }
@@ -68,15 +67,6 @@ interface PendingLocalCreate {
   body: JsonObject;
   digest: string;
   remoteVersion: string | undefined;
-}
-
-/** A page's local resources: the linked ones by id, and match candidates per attribute and key. */
-interface PagePrefetch {
-  type: string;
-  /** local id → the linked local resource (null: gone). */
-  linked: Map<string, JsonObject | null>;
-  /** matching attribute (lower case) → match key → local resources with that value. */
-  candidates: Map<string, Map<string, JsonObject[]>>;
 }
 
 export async function runPull(job: Job): Promise<void> {
@@ -151,8 +141,8 @@ async function pullFull(job: Job, scope: PullScope): Promise<void> {
 }
 
 /**
- * One listed page: its links and local counterparts read together (prefetchPage), then its
- * resources pulled with several in flight (one at a time for types with members).
+ * One listed page: its resources pulled with several in flight (one at a time for types with
+ * members), its new local resources stored together.
  */
 async function pullPage(
   job: Job,
@@ -171,7 +161,6 @@ async function pullPage(
   const batch = !job.dryRun && todo.length > 1 && !rt.membersAttribute && job.flow.mode !== 'events';
   const pageScope: PullScope = {
     ...scope,
-    page: await prefetchPage(job, rt, todo),
     creates: batch ? [] : undefined,
   };
   await forEachInFlight(todo, itemsInFlight(job, rt), (r) =>
@@ -202,102 +191,15 @@ async function storeCreates(job: Job, rt: ResourceTypeConfig, creates: PendingLo
     for (const c of creates) await itemFailed(job, c.key, what(c), e);
     return;
   }
-  const stored: { c: PendingLocalCreate; localId: string }[] = [];
-  for (const [i, c] of creates.entries()) {
-    const r = results[i];
-    if (r.ok) stored.push({ c, localId: r.id });
-    else await itemFailed(job, c.key, what(c), r.error);
-  }
-  await job.links.saveMany(
-    stored.map(({ c, localId }) => ({
-      resourceType: rt.name,
-      localId,
-      remoteId: c.remoteId,
-      localVersion: 1,
-      remoteVersion: c.remoteVersion,
-      digest: c.digest,
-    })),
+  await finishBatchedCreates(
+    job,
+    creates.map((c, i): BatchedCreate => {
+      const r = results[i];
+      if (!r.ok) return { key: c.key, failed: what(c), error: r.error };
+      const link = { resourceType: rt.name, localId: r.id, remoteId: c.remoteId, localVersion: 1 };
+      return { key: c.key, link: { ...link, remoteVersion: c.remoteVersion, digest: c.digest } };
+    }),
   );
-  for (const { c, localId } of stored) {
-    await itemSucceeded(job, c.key);
-    await job.recorder.record({
-      resourceType: rt.name,
-      localId,
-      remoteId: c.remoteId,
-      action: 'create',
-      outcome: 'done',
-    });
-  }
-}
-
-/**
- * The local side of a page in a few queries instead of several per resource: the page's links;
- * the linked local resources (one `id eq … or …` list); for resources without a link, the local
- * candidates of each matching attribute (one `attr eq … or …` list per attribute) and their
- * links. Types with members are left to the per-resource path (their members are translated one
- * group at a time anyway).
- */
-async function prefetchPage(
-  job: Job,
-  rt: ResourceTypeConfig,
-  remotes: ScimResource[],
-): Promise<PagePrefetch | undefined> {
-  if (remotes.length < 2 || rt.membersAttribute) return undefined;
-  const { links } = job;
-  await links.prefetchRemote(remotes.map((r) => r.id!));
-  const out: PagePrefetch = { type: rt.name, linked: new Map(), candidates: new Map() };
-  const unlinked: JsonObject[] = [];
-  const linkedIds: string[] = [];
-  for (const r of remotes) {
-    const link = await links.byRemote(r.id!);
-    if (link) linkedIds.push(link.localId);
-    else unlinked.push(applyMapping(r as unknown as JsonObject, job.flow.mapping));
-  }
-  if (linkedIds.length > 0) {
-    const found = await listByValues(job, rt, 'id', linkedIds);
-    if (!found) return undefined;
-    for (const id of linkedIds) out.linked.set(id, null);
-    for (const doc of found) out.linked.set(doc.id as string, doc);
-  }
-  for (const attr of matchingAttributes(job.flow.matching, rt.name)) {
-    const values = unlinked
-      .map((m) => getPath(m, attr))
-      .filter((v): v is string => typeof v === 'string' && v !== '');
-    if (values.length === 0) continue;
-    const found = await listByValues(job, rt, attr, values);
-    if (!found) continue;
-    const byKey = new Map<string, JsonObject[]>();
-    for (const doc of found) {
-      const v = getPath(doc, attr);
-      if (typeof v !== 'string') continue;
-      const k = matchKey(attr, v);
-      byKey.set(k, [...(byKey.get(k) ?? []), doc]);
-    }
-    out.candidates.set(attr.toLowerCase(), byKey);
-    await links.prefetchLocal(found.map((doc) => doc.id as string));
-  }
-  return out;
-}
-
-/** Local resources whose `attr` equals one of the values (one list), or undefined when they do not fit one page. */
-async function listByValues(
-  job: Job,
-  rt: ResourceTypeConfig,
-  attr: string,
-  values: string[],
-): Promise<JsonObject[] | undefined> {
-  const unique = [...new Set(values)];
-  const max = Math.min(job.ctx.limits.maxPageSize, job.ctx.limits.filterMaxResults);
-  if (unique.length > max) return undefined;
-  const filter = unique.map((v) => `${attr} eq ${JSON.stringify(v)}`).join(' or ');
-  const res = await job.deps.service.list(job.ctx, [rt], { filter, count: max });
-  const rows = res.Resources ?? [];
-  return res.totalResults > rows.length ? undefined : rows;
-}
-
-/** How matching compares values: externalId exactly (caseExact), the other keys case-insensitively. */
-function matchKey(attribute: string, value: string): string {
-  return attribute.toLowerCase() === 'externalid' ? value : value.toLowerCase();
 }
 
 // ---- delta --------------------------------------------------------------------------------------
@@ -407,7 +309,6 @@ async function deltaOfType(job: Job, scope: PullScope, rt: ResourceTypeConfig, t
       const id = typeof item.changedResourceId === 'string' ? item.changedResourceId : undefined;
       return id !== undefined && !job.handled.has(itemKey(rt, id));
     });
-    await job.links.prefetchRemote(todo.map((item) => item.changedResourceId as string));
     await forEachInFlight(todo, itemsInFlight(job, rt), (item) => {
       const id = item.changedResourceId as string;
       const type = typeof item.changeType === 'string' ? item.changeType.toLowerCase() : '';
@@ -470,10 +371,7 @@ async function pullPresent(
   );
   const digest = digestOf(authority.pick(mapped, 'update'));
   let link = await links.byRemote(remoteId);
-  const prefetched = scope.page?.type === rt.name ? scope.page : undefined;
-  let local: JsonObject | undefined;
-  if (link && prefetched?.linked.has(link.localId)) local = prefetched.linked.get(link.localId) ?? undefined;
-  else if (link) local = await localGet(job, rt, link.localId);
+  let local = link ? await localGet(job, rt, link.localId) : undefined;
   if (link && !local) {
     if (!job.dryRun) await links.dropLocal(link.localId);
     link = undefined;
@@ -482,7 +380,7 @@ async function pullPresent(
   // An events flow keeps the upstream's ids (domain replication): a copy the replica applier
   // already wrote under the remote id is this resource's counterpart.
   if (!local && job.flow.mode === 'events') local = await localGet(job, rt, remoteId);
-  if (!local) local = await matchLocal(job, rt, remoteId, mapped, prefetched);
+  if (!local) local = await matchLocal(job, rt, remoteId, mapped);
   if (!local) {
     const body = authority.pick(mapped, 'create');
     if (job.dryRun) {
@@ -737,23 +635,15 @@ async function matchLocal(
   rt: ResourceTypeConfig,
   remoteId: string,
   mapped: JsonObject,
-  prefetched?: PagePrefetch,
 ): Promise<JsonObject | undefined> {
   for (const attr of matchingAttributes(job.flow.matching, rt.name)) {
     const v = getPath(mapped, attr);
     if (typeof v !== 'string' || v === '') continue;
-    // A value the page's query found nothing for at all has no candidate; a miss among found values
-    // may be another spelling the query matched (a MAC address as aa-bb-… vs AA:BB:…): asked alone.
-    const known = prefetched?.candidates.get(attr.toLowerCase());
-    const hit = known && (known.size === 0 ? [] : known.get(matchKey(attr, v)));
-    const candidates = hit
-      ? hit
-      : ((
-          await job.deps.service.list(job.ctx, [rt], {
-            filter: `${attr} eq ${JSON.stringify(v)}`,
-            count: 10,
-          })
-        ).Resources ?? []);
+    const res = await job.deps.service.list(job.ctx, [rt], {
+      filter: `${attr} eq ${JSON.stringify(v)}`,
+      count: 10,
+    });
+    const candidates = res.Resources ?? [];
     const found: JsonObject[] = [];
     for (const r of candidates) {
       const other = await job.links.byLocal(r.id as string);

@@ -26,10 +26,11 @@ import {
   forEachInFlight,
   inScope,
   isNotFound,
+  finishBatchedCreates,
   itemFailed,
   itemKey,
   itemsInFlight,
-  itemSucceeded,
+  type BatchedCreate,
   LiveRemote,
   LoadedRemote,
   localGet,
@@ -120,7 +121,7 @@ async function pushFull(job: Job): Promise<void> {
         rt,
         todo,
         (rep) => rep.id as string,
-        async () => (rep) => rep,
+        (rep) => rep,
       );
       if (!page.nextCursor) break;
       cursor = page.nextCursor;
@@ -191,8 +192,8 @@ async function pushChanges(job: Job): Promise<void> {
     );
     const todo: typeof ordered = [];
     for (const c of ordered) {
-      const key = `${c.resource_type}/${c.resource_id}`;
-      if ((c.client_id !== null && echo.has(c.client_id)) || job.handled.has(key)) job.recorder.skipped();
+      const echoed = c.client_id !== null && echo.has(c.client_id);
+      if (echoed || job.handled.has(`${c.resource_type}/${c.resource_id}`)) job.recorder.skipped();
       else todo.push(c);
     }
     // One type at a time, in the flow's order (members before groups).
@@ -204,7 +205,7 @@ async function pushChanges(job: Job): Promise<void> {
         rt,
         ofType,
         (c) => c.resource_id,
-        async () => (c) => (c.operation === 'delete' ? undefined : localGet(job, rt, c.resource_id)),
+        (c) => (c.operation === 'delete' ? undefined : localGet(job, rt, c.resource_id)),
       );
     }
     w.after = batch[batch.length - 1].seq;
@@ -217,7 +218,7 @@ async function pushChanges(job: Job): Promise<void> {
 }
 
 /**
- * One page of one type: its links read in one query, its items in flight together (itemsInFlight),
+ * One page of one type: its items in flight together (itemsInFlight),
  * and — when the remote has Bulk and the type has no members — the creates the items decide sent
  * together in one Bulk request (split by the client to the server's limits) instead of one POST
  * each. `localOf` gives an item's local representation (undefined: gone).
@@ -228,11 +229,9 @@ async function pushPage<T>(
   rt: ResourceTypeConfig,
   items: T[],
   idOf: (item: T) => string,
-  prepare: () => Promise<(item: T) => JsonObject | undefined | Promise<JsonObject | undefined>>,
+  localOf: (item: T) => JsonObject | undefined | Promise<JsonObject | undefined>,
 ): Promise<void> {
   if (items.length === 0) return;
-  await job.links.prefetchLocal(items.map(idOf));
-  const localOf = await prepare();
   const bulk =
     !job.dryRun &&
     items.length > 1 &&
@@ -269,37 +268,16 @@ async function sendCreates(job: Job, scope: PushScope, rt: ResourceTypeConfig, c
     for (const c of creates) await itemFailed(job, c.key, { resourceType: rt.name, localId: c.localId }, e);
     return;
   }
-  const linked: { c: PendingCreate; remoteId: string; version?: string }[] = [];
-  for (const [i, c] of creates.entries()) {
+  const outcomes = creates.map((c, i): BatchedCreate => {
     const r = results[i];
     const remoteId = r?.status === '201' ? idOfLocation(r.location) : undefined;
-    if (!remoteId) {
-      await itemFailed(job, c.key, { resourceType: rt.name, localId: c.localId }, new Error(bulkError(r)));
-      continue;
-    }
-    linked.push({ c, remoteId, version: r.version });
+    const item = { resourceType: rt.name, localId: c.localId };
+    if (!remoteId) return { key: c.key, failed: item, error: new Error(bulkError(r)) };
     scope.remote.remember(rt, { ...(c.body as ScimResource), id: remoteId, meta: { version: r.version } });
-  }
-  await job.links.saveMany(
-    linked.map(({ c, remoteId, version }) => ({
-      resourceType: rt.name,
-      localId: c.localId,
-      remoteId,
-      localVersion: c.localVersion,
-      remoteVersion: version,
-      digest: c.digest,
-    })),
-  );
-  for (const { c, remoteId } of linked) {
-    await itemSucceeded(job, c.key);
-    await job.recorder.record({
-      resourceType: rt.name,
-      localId: c.localId,
-      remoteId,
-      action: 'create',
-      outcome: 'done',
-    });
-  }
+    const link = { ...item, remoteId, localVersion: c.localVersion, remoteVersion: r.version };
+    return { key: c.key, link: { ...link, digest: c.digest } };
+  });
+  await finishBatchedCreates(job, outcomes);
 }
 
 function idOfLocation(location: string | undefined): string | undefined {
