@@ -359,7 +359,8 @@ export type BatchedCreate =
 
 /**
  * Finishes the creates of one batch like single ones: the failed recorded and kept for a retry,
- * the others linked (one statement), their retries cleared and recorded as creates.
+ * the others linked (one statement: their new ids are linked to nothing yet), their retries
+ * cleared and recorded as creates.
  */
 export async function finishBatchedCreates(job: Job, outcomes: BatchedCreate[]): Promise<void> {
   const done: { key: string; link: Link }[] = [];
@@ -367,7 +368,7 @@ export async function finishBatchedCreates(job: Job, outcomes: BatchedCreate[]):
     if ('link' in o) done.push(o);
     else await itemFailed(job, o.key, o.failed, o.error);
   }
-  await job.links.saveMany(done.map((o) => o.link));
+  await job.links.saveNew(done.map((o) => o.link));
   for (const { key, link } of done) {
     await itemSucceeded(job, key);
     await job.recorder.record({

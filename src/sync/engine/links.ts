@@ -42,6 +42,9 @@ function toLink(r: LinkRow): Link {
 }
 
 const COLUMNS = 'resource_type, local_id, remote_id, local_version, remote_version, digest';
+const UPSERT = `resource_type = EXCLUDED.resource_type, remote_id = EXCLUDED.remote_id,
+  local_version = EXCLUDED.local_version, remote_version = EXCLUDED.remote_version,
+  digest = EXCLUDED.digest, updated = EXCLUDED.updated`;
 
 /**
  * The flow's links, with a per-run cache: only the run holding the flow's lease writes its links,
@@ -117,37 +120,52 @@ export class LinkStore {
 
   /**
    * Stores a link. A link of either id to another resource is replaced: a local resource has one
-   * remote counterpart per flow and the other way round.
+   * remote counterpart per flow and the other way round. One statement: the INSERT reads the
+   * DELETE's row count, so the DELETE has finished (freeing the remote id) before the row is
+   * written. Every condition is an equality on an indexed column: statistics or not (the embedded
+   * store has no autovacuum), the planner uses the index.
    */
   async save(link: Link): Promise<void> {
-    await this.saveMany([link]);
-  }
-
-  /**
-   * Stores links in one statement (one, or the creates of a Bulk request); a link of either id to
-   * another resource is replaced. The INSERT reads the DELETE's row count, so the DELETE has
-   * finished (freeing the remote ids) before the rows are written.
-   */
-  async saveMany(links: Link[]): Promise<void> {
-    if (links.length === 0) return;
-    const col = <K extends keyof Link>(k: K) => links.map((l) => l[k] ?? null);
     await this.db.query(
-      `WITH input AS (
-         SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
-           AS i(resource_type, local_id, remote_id, local_version, remote_version, digest)
-       ), gone AS (
-         DELETE FROM sync_links l USING input
-          WHERE l.tenant_id = $1 AND l.flow_id = $2 AND l.remote_id = input.remote_id AND l.local_id <> input.local_id
-         RETURNING l.local_id
+      `WITH gone AS (
+         DELETE FROM sync_links WHERE tenant_id = $1 AND flow_id = $2 AND remote_id = $5 AND local_id <> $4
+         RETURNING local_id
        )
        INSERT INTO sync_links (tenant_id, flow_id, resource_type, local_id, remote_id, local_version,
                                remote_version, digest, updated)
-       SELECT $1, $2, resource_type, local_id, remote_id, local_version, remote_version, digest, clock_timestamp()
-         FROM input, (SELECT count(*) FROM gone) AS g
-       ON CONFLICT (tenant_id, flow_id, local_id) DO UPDATE SET
-         resource_type = EXCLUDED.resource_type, remote_id = EXCLUDED.remote_id,
-         local_version = EXCLUDED.local_version, remote_version = EXCLUDED.remote_version,
-         digest = EXCLUDED.digest, updated = EXCLUDED.updated`,
+       SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::text, $8::text, clock_timestamp()
+         FROM (SELECT count(*) FROM gone) AS g
+       ON CONFLICT (tenant_id, flow_id, local_id) DO UPDATE SET ${UPSERT}`,
+      [
+        this.tenant,
+        this.flowId,
+        link.resourceType,
+        link.localId,
+        link.remoteId,
+        link.localVersion ?? null,
+        link.remoteVersion ?? null,
+        link.digest ?? null,
+      ],
+    );
+    this.noteSaved(link);
+  }
+
+  /**
+   * Stores the links of resources just created on one side (a Bulk request's, a batch's) in one
+   * statement. Their new ids cannot be linked to anything yet, so unlike save nothing is replaced
+   * on the other side: a conflict on a remote id is an error, not a silent relink.
+   */
+  async saveNew(links: Link[]): Promise<void> {
+    if (links.length === 0) return;
+    const col = <K extends keyof Link>(k: K) => links.map((l) => l[k] ?? null);
+    await this.db.query(
+      `INSERT INTO sync_links (tenant_id, flow_id, resource_type, local_id, remote_id, local_version,
+                               remote_version, digest, updated)
+       SELECT $1, $2, i.resource_type, i.local_id, i.remote_id, i.local_version, i.remote_version, i.digest,
+              clock_timestamp()
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
+           AS i(resource_type, local_id, remote_id, local_version, remote_version, digest)
+       ON CONFLICT (tenant_id, flow_id, local_id) DO UPDATE SET ${UPSERT}`,
       [
         this.tenant,
         this.flowId,
@@ -159,12 +177,14 @@ export class LinkStore {
         col('digest'),
       ],
     );
-    for (const link of links) {
-      const previous = this.byRemoteId.get(link.remoteId);
-      if (previous && previous.localId !== link.localId) this.byLocalId.set(previous.localId, null);
-      this.forget(link.localId);
-      this.remember({ ...link });
-    }
+    for (const link of links) this.noteSaved(link);
+  }
+
+  private noteSaved(link: Link): void {
+    const previous = this.byRemoteId.get(link.remoteId);
+    if (previous && previous.localId !== link.localId) this.byLocalId.set(previous.localId, null);
+    this.forget(link.localId);
+    this.remember({ ...link });
   }
 
   async dropLocal(localId: string): Promise<void> {
