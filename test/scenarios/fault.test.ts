@@ -32,11 +32,12 @@ import {
 
 const JUST_WORKS = 'urn:ietf:params:scim:schemas:extension:pairingJustWorks:2.0:Device';
 /**
- * The use case asks for 10,000 devices: SCIMD_FAULT_DEVICES=10000 (4-6 minutes on PostgreSQL
- * and over 10 on the embedded store on this 2-core machine: the engine pushes one resource at a
- * time, see docs/use-cases.md). `npm test` runs 1,000 so the file stays within a minute.
+ * The use case's 10,000 devices on PostgreSQL (the production store: the `DATABASE_URL` run of
+ * `npm test`, CI's second run); 1,000 on the embedded store, where the two nodes' single-connection
+ * PGlite databases make the 10,000 take minutes on this 2-core machine and the embedded run of the
+ * suite is already near its time budget. SCIMD_FAULT_DEVICES sets another size.
  */
-const N = Number(process.env.SCIMD_FAULT_DEVICES ?? 1_000);
+const N = Number(process.env.SCIMD_FAULT_DEVICES ?? (process.env.DATABASE_URL ? 10_000 : 1_000));
 const device = (i: number): Json => ({
   schemas: [DEVICE, BLE],
   displayName: `Sensor ${i}`,
