@@ -483,12 +483,7 @@ function checkFields(
       kind: 'sql',
       sql,
     };
-    const compat =
-      input.compat === null
-        ? undefined
-        : input.compat !== undefined
-          ? checkCompat(input.compat)
-          : previous?.compat;
+    const compat = patchedField(input.compat, previous?.compat, checkCompat);
     if (compat) out.compat = compat;
     return out;
   }
@@ -501,30 +496,23 @@ function checkFields(
     auth:
       input.auth !== undefined ? checkAuth(input.auth, previous?.auth) : (previous?.auth ?? { type: 'none' }),
   };
-  const tls =
-    input.tls === null
-      ? undefined
-      : input.tls !== undefined
-        ? checkTls(input.tls, previous?.tls)
-        : previous?.tls;
+  const tls = patchedField(input.tls, previous?.tls, (v) => checkTls(v, previous?.tls));
   if (tls) out.tls = tls;
-  const compat =
-    input.compat === null
-      ? undefined
-      : input.compat !== undefined
-        ? checkCompat(input.compat)
-        : previous?.compat;
+  const compat = patchedField(input.compat, previous?.compat, checkCompat);
   if (compat) out.compat = compat;
-  const timeoutMs =
-    input.timeoutMs === null
-      ? undefined
-      : input.timeoutMs !== undefined
-        ? integer(input.timeoutMs, 'timeoutMs', 1, MAX_TIMEOUT_MS)
-        : previous?.timeoutMs;
+  const timeoutMs = patchedField(input.timeoutMs, previous?.timeoutMs, (v) =>
+    integer(v, 'timeoutMs', 1, MAX_TIMEOUT_MS),
+  );
   if (timeoutMs !== undefined) out.timeoutMs = timeoutMs;
   if (out.tls && !baseUrl.startsWith('https:') && (out.tls.cert || out.tls.ca))
     throw bad('tls certificates need an https baseUrl');
   return out;
+}
+
+/** An optional field of a create or PATCH body: null removes it, a value is checked, absent keeps it. */
+function patchedField<T>(given: unknown, previous: T | undefined, check: (v: unknown) => T): T | undefined {
+  if (given === null) return undefined;
+  return given !== undefined ? check(given) : previous;
 }
 
 const PATCH_KEYS = ['name', 'kind', 'baseUrl', 'auth', 'tls', 'compat', 'timeoutMs', 'sql'] as const;
