@@ -98,20 +98,26 @@ class DirectRuns implements RunsApi {
   }
   async run(tenant: string, flowId: string, opts: { full?: boolean }, progress?: Progress) {
     await this.flows.require(tenant, flowId);
-    return this.runner.runFlow(tenant, flowId, {
-      trigger: 'manual',
-      full: opts.full ?? false,
-      onProgress: progress,
-    });
+    return untilInterrupted((signal) =>
+      this.runner.runFlow(tenant, flowId, {
+        trigger: 'manual',
+        full: opts.full ?? false,
+        onProgress: progress,
+        signal,
+      }),
+    );
   }
   async plan(tenant: string, flowId: string, progress?: Progress) {
     const flow = await this.flows.require(tenant, flowId);
-    const started = await this.runner.startRun(tenant, flowId, {
-      trigger: 'manual',
-      dryRun: true,
-      onProgress: progress,
+    return untilInterrupted(async (signal) => {
+      const started = await this.runner.startRun(tenant, flowId, {
+        trigger: 'manual',
+        dryRun: true,
+        onProgress: progress,
+        signal,
+      });
+      return toPlan(flow.direction, await started.done, started.items);
     });
-    return toPlan(flow.direction, await started.done, started.items);
   }
   async listRuns(tenant: string, flowId: string, opts: { limit?: number; offset?: number }) {
     await this.flows.require(tenant, flowId);
@@ -359,6 +365,25 @@ export function reportPlan(plan: Plan, json: boolean | undefined): number {
     return 1;
   }
   return 0;
+}
+
+/**
+ * A direct-mode run with Ctrl-C handled: the first SIGINT stops the run after the items in flight
+ * (it ends failed, its lease released at once, so the next run need not wait for the lease to
+ * expire); a second one quits at once (Node's default, the handler being gone).
+ */
+async function untilInterrupted<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onSigint = () => {
+    process.stderr.write('\nscimd: stopping after the items in flight (Ctrl-C again to quit at once)\n');
+    stop.abort(new Error('interrupted (Ctrl-C)'));
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    return await fn(stop.signal);
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
 }
 
 /** Runs (or, dry, plans) a flow with a progress bar and prints the outcome; the exit code. */

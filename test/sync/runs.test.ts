@@ -188,6 +188,33 @@ describe('runs', () => {
     assert.equal((await links(pair, 'kill')).length, 5);
   });
 
+  test('a run stopped by its caller (signal, as Ctrl-C in scimd flow run) ends failed and frees the lease at once', async () => {
+    await localUsers('i-', 5);
+    await addFlow(pair, { id: 'intr', direction: 'push', mode: 'full', filter: 'userName sw "i-"' });
+    const stop = new AbortController();
+    const runner = runnerFor(pair, { leaseMs: 600_000 });
+    const r = await runner.runFlow('default', 'intr', {
+      signal: stop.signal,
+      onProgress: (done) => {
+        if (done === 2) stop.abort(new Error('interrupted (Ctrl-C)'));
+      },
+    });
+    assert.equal(r.state, 'failed');
+    assert.equal(r.error, 'the run was stopped: interrupted (Ctrl-C)');
+    assert.deepEqual(r.counts, { created: 2, updated: 0, deleted: 0, skipped: 0, failed: 0 });
+    const lease = (
+      await pair.local.app.db.query<{ lease_owner: string | null }>(
+        "SELECT lease_owner FROM sync_flows WHERE tenant_id = 'default' AND id = 'intr'",
+      )
+    ).rows[0];
+    assert.deepEqual(lease, { lease_owner: null });
+    // Not 409 while a 10-minute lease runs out: the next run starts now and finishes the rest.
+    const r2 = await runnerFor(pair).runFlow('default', 'intr');
+    assert.equal(r2.state, 'succeeded');
+    assert.deepEqual(r2.counts, { created: 3, updated: 0, deleted: 0, skipped: 2, failed: 0 });
+    assert.deepEqual(await remoteNames('i-'), ['i-1', 'i-2', 'i-3', 'i-4', 'i-5']);
+  });
+
   test('a node that dies mid-run: its run is abandoned when the lease expires, another node finishes, nothing duplicated', async () => {
     await localUsers('n-', 5);
     await addFlow(pair, { id: 'dead', direction: 'push', mode: 'full', filter: 'userName sw "n-"' });

@@ -317,6 +317,13 @@ export function errorText(e: unknown): string {
 export class RunAborted extends Error {}
 
 /**
+ * Thrown by Recorder.checkpoint when the caller stopped the run (RunOptions.signal, e.g. Ctrl-C in
+ * `scimd flow run`): unlike a lost lease, this node still holds the flow, so the run is finished
+ * (state failed, this error) and the lease released at once.
+ */
+export class RunInterrupted extends RunAborted {}
+
+/**
  * Runs one item. A failure is recorded (outcome failed) and kept in sync_retries so the next run
  * tries it first; success clears its retry. Aborts (RunAborted) go through.
  */

@@ -28,6 +28,7 @@ import { Authority } from './authority.ts';
 import {
   errorText,
   RunAborted,
+  RunInterrupted,
   syncClientId,
   type EngineDeps,
   type EngineState,
@@ -76,6 +77,11 @@ export interface RunOptions {
    * it is not persisted (the run row is, every 500 ms, for other processes).
    */
   onProgress?: (done: number, total: number | undefined) => void;
+  /**
+   * Stops the run before its next item when aborted (the items in flight finish): the run ends
+   * `failed` with the signal's reason and the flow's lease is released (`scimd flow run` on Ctrl-C).
+   */
+  signal?: AbortSignal;
 }
 
 export interface RunCounts {
@@ -478,6 +484,12 @@ export class FlowRunner implements BackgroundWorker {
         opts.onProgress?.(done, total);
       },
       checkpoint: async () => {
+        if (opts.signal?.aborted) {
+          const reason: unknown = opts.signal.reason;
+          throw new RunInterrupted(
+            `the run was stopped: ${reason instanceof Error ? reason.message : String(reason ?? 'aborted')}`,
+          );
+        }
         await this.opts.onCheckpoint?.(done);
         if (leaseUntil - Date.now() < leaseMs / 2) {
           const r = await db.query(
@@ -534,7 +546,8 @@ export class FlowRunner implements BackgroundWorker {
         else await runPull(job);
         if (counts.failed > 0) state = 'partial';
       } catch (e) {
-        aborted = e instanceof RunAborted;
+        // A lost lease belongs to another node now; an interrupted run is still this node's to end.
+        aborted = e instanceof RunAborted && !(e instanceof RunInterrupted);
         state = 'failed';
         error = errorText(e);
       } finally {
