@@ -32,6 +32,7 @@ import { ResourceService } from './service/resources.ts';
 import type { Database } from './store/db.ts';
 import { openDatabase } from './store/open.ts';
 import { secretBoxFor } from './security/secret-box.ts';
+import { warnUnopenableSecrets } from './security/stored-secrets.ts';
 import { AdminService } from './admin/service.ts';
 import { SyncTriggers } from './sync/triggers/index.ts';
 import { TenantDirectory } from './tenancy/directory.ts';
@@ -185,6 +186,8 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
     },
   });
   await server.ready();
+  // Stored secrets sealed with a key this node does not have: one warning per key id (docs/secrets.md).
+  await warnUnopenableSecrets(db, secretBoxFor(db), server.log);
   // Change log retention: hourly, off the event loop's keep-alive; close() waits for a running pass.
   const retention = new DeltaService(service, config);
   let pruning: Promise<unknown> = Promise.resolve();

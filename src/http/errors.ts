@@ -1,9 +1,12 @@
 /**
  * Every failure leaves as a SCIM error body (RFC 7644 §3.12), whatever raised it: the SCIM core,
- * fastify (body too large, bad media type), or a bug (500, details only in the log).
+ * fastify (body too large, bad media type), a stored secret sealed with a key this node does not
+ * have (503: a configuration problem of the node, the message names the row and key id, never the
+ * value), or a bug (500, details only in the log).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ScimError } from '../scim/errors.ts';
+import { SecretKeyMissing } from '../security/secret-box.ts';
 
 export const SCIM_MEDIA_TYPE = 'application/scim+json';
 
@@ -19,6 +22,10 @@ export function toScimError(
   bodyLimitDetail: (url: string) => string,
 ): ScimError {
   if (err instanceof ScimError) return err;
+  if (err instanceof SecretKeyMissing) {
+    request.log.warn({ table: err.place.table, row: err.place.row, keyId: err.keyId }, err.message);
+    return new ScimError(503, undefined, err.message);
+  }
   const fe = err as Partial<FastifyError> & { code?: string };
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

@@ -49,6 +49,36 @@ export class SecretDecryptError extends Error {
   }
 }
 
+/** What a place's secret is, for messages (never its value). */
+const SUBJECTS: Record<string, string> = {
+  sync_connections: 'connection',
+  event_receivers: 'event receiver',
+  upstreams: 'upstream',
+  device_manufacturers: 'device manufacturer',
+  signing_keys: 'signing key',
+  server_secrets: 'server secret',
+};
+
+/**
+ * A sealed value names a key id this node does not have (another node's generated key file, a
+ * rotated-away key): a configuration problem, not a bad value. The admin API answers 503 with this
+ * message (src/http/errors.ts), and a sync run fails with it. It names the key id and the row, never
+ * the value.
+ */
+export class SecretKeyMissing extends SecretDecryptError {
+  constructor(
+    readonly keyId: string,
+    place: SecretPlace,
+  ) {
+    const subject = SUBJECTS[place.table] ?? place.table;
+    super(
+      `The stored credential of ${subject} ${place.row} cannot be decrypted with this node's keys (key id ${keyId} is not configured: set SCIMD_SECRET_KEY / SCIMD_SECRET_KEY_PREVIOUS, see docs/secrets.md)`,
+      place,
+    );
+    this.name = 'SecretKeyMissing';
+  }
+}
+
 /** The key configuration is wrong (not 32 bytes, unreadable file). */
 export class SecretKeyError extends Error {
   constructor(message: string) {
@@ -118,11 +148,7 @@ export class SecretBox {
     if (!m || m[1] !== VERSION)
       throw new SecretDecryptError(`${describe(place)} is not a readable sealed value`, place);
     const key = this.keys.get(m[2]);
-    if (!key)
-      throw new SecretDecryptError(
-        `${describe(place)} was sealed with key ${m[2]}, which is not configured (SCIMD_SECRET_KEY, SCIMD_SECRET_KEY_PREVIOUS; this node has ${this.keyIds.join(', ')})`,
-        place,
-      );
+    if (!key) throw new SecretKeyMissing(m[2], place);
     const body = Buffer.from(m[3], 'base64url');
     if (body.length < NONCE_BYTES + TAG_BYTES)
       throw new SecretDecryptError(`${describe(place)} is not a readable sealed value`, place);

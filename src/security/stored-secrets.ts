@@ -214,3 +214,54 @@ export async function secretStatus(q: Queryable): Promise<SecretStatus[]> {
   }
   return out;
 }
+
+export interface UnopenableSecrets {
+  /** A key id that sealed stored values and that this node does not have. */
+  keyId: string;
+  /** Values sealed with it, in all tables. */
+  count: number;
+  /** Values sealed with it, per table (tables without any left out). */
+  tables: Record<string, number>;
+}
+
+/**
+ * The stored values sealed with a key id `box` does not have, per key id (none: every value
+ * opens, or is in clear). Counts only: no value is read beyond its envelope's key id.
+ */
+export async function unopenableSecrets(q: Queryable, box: SecretBox): Promise<UnopenableSecrets[]> {
+  const known = new Set(box.keyIds);
+  const byKey = new Map<string, UnopenableSecrets>();
+  for (const s of await secretStatus(q)) {
+    for (const [keyId, n] of Object.entries(s.sealed)) {
+      if (known.has(keyId)) continue;
+      let u = byKey.get(keyId);
+      if (!u) byKey.set(keyId, (u = { keyId, count: 0, tables: {} }));
+      u.count += n;
+      u.tables[s.table] = n;
+    }
+  }
+  return [...byKey.values()].sort((a, b) => a.keyId.localeCompare(b.keyId));
+}
+
+/**
+ * At startup (app.ts, after the store is opened and the key loaded): one warning per key id whose
+ * stored values this node cannot open, naming the count and the tables. Startup goes on: every
+ * operation that needs such a value fails with SecretKeyMissing. Returns what it warned about.
+ */
+export async function warnUnopenableSecrets(
+  q: Queryable,
+  box: SecretBox,
+  log: { warn(obj: object, msg: string): void },
+): Promise<UnopenableSecrets[]> {
+  const found = await unopenableSecrets(q, box);
+  for (const u of found) {
+    const tables = Object.entries(u.tables)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(', ');
+    log.warn(
+      { keyId: u.keyId, count: u.count, tables: u.tables },
+      `${u.count} stored secret value${u.count === 1 ? '' : 's'} (${tables}) ${u.count === 1 ? 'is' : 'are'} sealed with key id ${u.keyId}, which this node does not have: operations that need them fail until SCIMD_SECRET_KEY / SCIMD_SECRET_KEY_PREVIOUS include that key (see docs/secrets.md)`,
+    );
+  }
+  return found;
+}

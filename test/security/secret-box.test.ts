@@ -56,8 +56,9 @@ describe('SecretBox', () => {
       () => other.open(sealed, PLACE),
       (err: unknown) =>
         err instanceof SecretDecryptError &&
+        err.name === 'SecretKeyMissing' &&
         err.message ===
-          `sync_connections.auth.token of tenant acme row crm was sealed with key ${box.keyId}, which is not configured (SCIMD_SECRET_KEY, SCIMD_SECRET_KEY_PREVIOUS; this node has ${other.keyId})`,
+          `The stored credential of connection crm cannot be decrypted with this node's keys (key id ${box.keyId} is not configured: set SCIMD_SECRET_KEY / SCIMD_SECRET_KEY_PREVIOUS, see docs/secrets.md)`,
     );
   });
 

@@ -110,7 +110,7 @@ test('scimd secrets: status, rotate (reencrypt), new-key', { timeout: 300_000 },
     // Key 1 alone opens nothing any more.
     failed(
       await scimd(['secrets', 'rotate'], withK1),
-      `sync_connections.auth.token of tenant default row crm was sealed with key ${id2}, which is not configured (SCIMD_SECRET_KEY, SCIMD_SECRET_KEY_PREVIOUS; this node has ${id1})`,
+      `The stored credential of connection crm cannot be decrypted with this node's keys (key id ${id2} is not configured: set SCIMD_SECRET_KEY / SCIMD_SECRET_KEY_PREVIOUS, see docs/secrets.md)`,
     );
 
     // Bad key settings stop the command as the store opens.

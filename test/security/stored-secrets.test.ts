@@ -478,12 +478,12 @@ describe('secrets at rest', () => {
     // The old key alone opens nothing any more.
     registerSecretBox(t.app.db, new SecretBox(KEY1));
     await assert.rejects(() => t.app.connections.find('default', 'crm'), {
-      name: 'SecretDecryptError',
-      message: `sync_connections.auth.token of tenant default row crm was sealed with key ${k2}, which is not configured (SCIMD_SECRET_KEY, SCIMD_SECRET_KEY_PREVIOUS; this node has ${k1})`,
+      name: 'SecretKeyMissing',
+      message: `The stored credential of connection crm cannot be decrypted with this node's keys (key id ${k2} is not configured: set SCIMD_SECRET_KEY / SCIMD_SECRET_KEY_PREVIOUS, see docs/secrets.md)`,
     });
     // A rotation that cannot open a value changes nothing in that table.
     await assert.rejects(() => resealStoredSecrets(t.app.db, new SecretBox(randomBytes(32)), 'rotate'), {
-      name: 'SecretDecryptError',
+      name: 'SecretKeyMissing',
     });
     assert.deepEqual(counts(await secretStatus(t.app.db)).sync_connections, {
       plaintext: 0,
