@@ -117,12 +117,13 @@ export async function createApp(overrides: Partial<AppConfig> = {}): Promise<App
   // One instance: it caches each tenant's active key, which signing and the JWKS must agree on.
   const signingKeys = new SigningKeys(db);
   const outboxSignal = new OutboxSignal();
-  const receivers = new ReceiverService(db, outboxSignal);
+  // SCIMD_SYNC_REQUIRE_TLS covers the events' outbound URLs too (receivers, upstreams).
+  const receivers = new ReceiverService(db, outboxSignal, config.syncRequireTls);
   const feeds = new FeedService({ config, service, tenants, signingKeys, signal: outboxSignal });
   const publisher = new Publisher({ config, service, tenants, signingKeys, signal: outboxSignal });
   const asyncRequests = new AsyncRequests(db, signingKeys);
-  const upstreams = new UpstreamService(db, registry);
-  const setIntake = new SetIntake(db);
+  const upstreams = new UpstreamService(db, registry, config.syncRequireTls);
+  const setIntake = new SetIntake(db, { requireTls: config.syncRequireTls });
   upstreams.onChange((tenant, id) => setIntake.forget(tenant, id));
   // Triggers only request runs; `server` is assigned below, before anything can log.
   const syncTriggers = new SyncTriggers({

@@ -19,6 +19,7 @@ import { tenantOption } from './client.ts';
 import { addConnectionOptions, openStore, remoteToken, type ConnectionOptions } from './context.ts';
 import { CliError, details, emit, table } from './output.ts';
 import { collectList } from './parse.ts';
+import { requireTlsFromEnv } from '../sync/tls-policy.ts';
 
 export interface ReceiverApi {
   list(tenant: string): Promise<ReceiverView[]>;
@@ -39,7 +40,7 @@ class DirectReceivers implements ReceiverApi {
   private readonly service: ReceiverService;
   constructor(private readonly db: Database) {
     // No signal: a running server's workers find changes at their next look at the store.
-    this.service = new ReceiverService(db);
+    this.service = new ReceiverService(db, undefined, requireTlsFromEnv());
   }
   list(tenant: string) {
     return this.service.list(tenant);

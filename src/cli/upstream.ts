@@ -23,6 +23,7 @@ import { addConnectionOptions, openStore, remoteToken, type ConnectionOptions } 
 import { tenantOption } from './client.ts';
 import { CliError, details, emit, table } from './output.ts';
 import { collectList } from './parse.ts';
+import { requireTlsFromEnv } from '../sync/tls-policy.ts';
 
 type Events = { totalResults: number; events: ReceivedEventView[] };
 
@@ -39,7 +40,7 @@ interface UpstreamApi {
 class DirectUpstreams implements UpstreamApi {
   private readonly svc: UpstreamService;
   constructor(private readonly db: Database) {
-    this.svc = new UpstreamService(db, createServerRegistry());
+    this.svc = new UpstreamService(db, createServerRegistry(), requireTlsFromEnv());
   }
   async list(tenant: string) {
     return (await this.svc.list(tenant)).map(viewOf);

@@ -502,6 +502,9 @@ export class EventApplier {
    */
   private async callback(upstream: Upstream, uri: string, id: string): Promise<JsonObject | 'gone'> {
     const url = `${upstream.scimBaseUrl}${uri}`;
+    // SCIMD_SYNC_REQUIRE_TLS: a plain-http scimBaseUrl stored before the switch is never called.
+    const refused = this.deps.upstreams.tlsViolation(upstream.scimBaseUrl, 'scimBaseUrl');
+    if (refused) throw new CallbackError(`callback GET ${url} not sent: ${refused}`);
     const headers: Record<string, string> = { accept: 'application/scim+json, application/json' };
     if (upstream.callbackAuthorization) headers.authorization = upstream.callbackAuthorization;
     let res: Response;

@@ -18,6 +18,7 @@ import {
 import { isJsonObject, type JsonObject } from '../../scim/json.ts';
 import type { Database } from '../../store/db.ts';
 import type { Upstream } from './upstreams.ts';
+import { plainHttpReason } from '../../sync/tls-policy.ts';
 
 /** RFC 8935 §2.4 error codes ("Security Event Token Delivery Error Codes" registry). */
 export type SetErrorCode =
@@ -74,6 +75,8 @@ export class SetIntake {
       jwksTimeoutMs?: number;
       jwksCacheMaxAgeMs?: number;
       jwksCooldownMs?: number;
+      /** SCIMD_SYNC_REQUIRE_TLS: a plain-http jwksUri (but to loopback) is never fetched. */
+      requireTls?: boolean;
     } = {},
   ) {}
 
@@ -192,6 +195,13 @@ export class SetIntake {
   }
 
   private async checkSignature(upstream: Upstream, compact: string): Promise<void> {
+    // A stored plain-http jwksUri under SCIMD_SYNC_REQUIRE_TLS: not fetched; temporary, as for a
+    // JWKS that cannot be fetched (the SET is fine; the upstream's configuration is to be fixed).
+    const refused =
+      this.opts.requireTls && upstream.jwksUri && !upstream.jwks
+        ? plainHttpReason(upstream.jwksUri, 'jwksUri')
+        : undefined;
+    if (refused) throw new SetError('invalid_key', `The issuer's keys were not fetched: ${refused}`, true);
     const getKey = this.keysOf(upstream);
     if (!getKey)
       throw new SetError(

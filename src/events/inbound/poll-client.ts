@@ -148,6 +148,9 @@ export class PollClient {
   ): Promise<PollResult> {
     const poll = upstream.poll;
     if (!poll) throw new Error(`upstream ${upstream.id} has no poll endpoint`);
+    // SCIMD_SYNC_REQUIRE_TLS: a plain-http poll URL stored before the switch is never called.
+    const refused = this.deps.upstreams.tlsViolation(poll.url, 'poll.url');
+    if (refused) throw new Error(`poll ${poll.url} not sent: ${refused}`);
     const key = keyOf(upstream);
     const pending = this.pending.get(key) ?? { ack: [], setErrs: {} };
     this.pending.set(key, pending);

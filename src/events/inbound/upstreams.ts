@@ -14,6 +14,7 @@ import { ScimError } from '../../scim/errors.ts';
 import type { SchemaRegistry } from '../../scim/schema/registry.ts';
 import { secretBoxFor, type SecretBox } from '../../security/secret-box.ts';
 import type { Database, Queryable } from '../../store/db.ts';
+import { plainHttpReason } from '../../sync/tls-policy.ts';
 
 export type OnFeedRemove = 'delete' | 'keep';
 
@@ -228,7 +229,30 @@ export class UpstreamService {
   constructor(
     private readonly db: Database,
     private readonly registry: SchemaRegistry,
+    /**
+     * SCIMD_SYNC_REQUIRE_TLS: plain-http scimBaseUrl, jwksUri and poll.url (but to loopback) are
+     * refused when given, and stored ones are never called (applier, intake, poll client).
+     */
+    readonly requireTls = false,
   ) {}
+
+  /** Why the policy forbids calling this URL of an upstream, or undefined. */
+  tlsViolation(url: string, field: 'scimBaseUrl' | 'jwksUri' | 'poll.url'): string | undefined {
+    return this.requireTls ? plainHttpReason(url, field) : undefined;
+  }
+
+  /** The policy on the URLs a create or PATCH gives (fields it does not give keep their stored value). */
+  private checkTls(input: UpstreamPatch): void {
+    const given: [unknown, 'scimBaseUrl' | 'jwksUri' | 'poll.url'][] = [
+      [input.scimBaseUrl, 'scimBaseUrl'],
+      [input.jwksUri, 'jwksUri'],
+      [input.poll?.url, 'poll.url'],
+    ];
+    for (const [url, field] of given) {
+      const reason = typeof url === 'string' ? this.tlsViolation(url, field) : undefined;
+      if (reason) throw bad(reason);
+    }
+  }
 
   onChange(listener: (tenant: string, id: string) => void): void {
     this.listeners.push(listener);
@@ -291,6 +315,7 @@ export class UpstreamService {
       updated: new Date(),
       ...definedOf(input),
     });
+    this.checkTls(input);
     return this.db.transaction(async (tx) => {
       await this.requireTenant(tx, tenant);
       const res = await tx.query(
@@ -326,6 +351,7 @@ export class UpstreamService {
         merged.poll = { ...patch.poll, authorization: oldPoll.authorization };
       }
       const u = this.validate(merged);
+      this.checkTls(patch);
       await tx.query(
         `UPDATE upstreams SET name = $3, issuer = $4, jwks_uri = $5, jwks = $6, accept_unsigned = $7,
            audience = $8, scim_base_url = $9, callback_authorization = $10, poll_url = $11,

@@ -22,6 +22,7 @@ import { secretBoxFor } from '../../security/secret-box.ts';
 import type { Database } from '../../store/db.ts';
 import { authorizationPlace, DELIVERY_ERRORS, printable } from './receivers.ts';
 import type { OutboxSignal } from './signal.ts';
+import { plainHttpReason } from '../../sync/tls-policy.ts';
 
 export const SET_MEDIA_TYPE = 'application/secevent+jwt';
 
@@ -47,7 +48,8 @@ export interface PushOptions {
   config: Pick<
     AppConfig,
     'eventPushBackoffBaseMs' | 'eventPushBackoffCapMs' | 'eventPushTimeoutMs' | 'eventPushConcurrency'
-  >;
+  > &
+    Partial<Pick<AppConfig, 'syncRequireTls'>>;
   log?: PushLog;
   /** Random source of the jitter, in [0, 1) (tests pin it). */
   random?: () => number;
@@ -400,6 +402,11 @@ export class PushWorker implements BackgroundWorker {
   }
 
   private async post(receiver: Claimed, jwt: string): Promise<Outcome> {
+    // SCIMD_SYNC_REQUIRE_TLS: a plain-http endpoint stored before the switch is never called.
+    const refused = this.opts.config.syncRequireTls
+      ? plainHttpReason(receiver.endpoint_url!, 'endpointUrl')
+      : undefined;
+    if (refused) return { kind: 'failed', error: `not sent: ${refused}` };
     const headers: Record<string, string> = { 'content-type': SET_MEDIA_TYPE, accept: 'application/json' };
     if (receiver.authorization_header) headers.authorization = receiver.authorization_header;
     const timeout = this.opts.config.eventPushTimeoutMs;

@@ -8,6 +8,7 @@ import { ScimError } from '../../scim/errors.ts';
 import { secretBoxFor, type SecretBox } from '../../security/secret-box.ts';
 import type { Database, Queryable } from '../../store/db.ts';
 import type { OutboxSignal } from './signal.ts';
+import { plainHttpReason } from '../../sync/tls-policy.ts';
 
 export const RECEIVER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const OUTBOX_STATES = ['pending', 'delivered', 'failed'] as const;
@@ -213,7 +214,16 @@ export class ReceiverService {
     private readonly db: Database,
     /** Wakes push workers and long polls of this node after a retry; absent in the CLI's direct mode. */
     private readonly signal?: OutboxSignal,
+    /** SCIMD_SYNC_REQUIRE_TLS: a plain-http endpointUrl (but to loopback) is refused when given. */
+    private readonly requireTls = false,
   ) {}
+
+  /** The TLS policy on an endpointUrl given by a create or update (a stored one is checked at delivery). */
+  private checkTls(endpointUrl: string | null | undefined): void {
+    if (!this.requireTls || typeof endpointUrl !== 'string') return;
+    const reason = plainHttpReason(endpointUrl, 'endpointUrl');
+    if (reason) throw bad(reason);
+  }
 
   private async requireTenant(q: Queryable, tenant: string): Promise<void> {
     const found = await q.query('SELECT 1 FROM tenants WHERE id = $1', [tenant]);
@@ -301,6 +311,7 @@ export class ReceiverService {
     const row = await this.db.transaction(async (tx) => {
       await this.requireTenant(tx, tenant);
       await this.validate(tx, tenant, s);
+      this.checkTls(s.endpointUrl);
       const exists = await tx.query('SELECT 1 FROM event_receivers WHERE tenant_id = $1 AND id = $2', [
         tenant,
         id,
@@ -346,6 +357,7 @@ export class ReceiverService {
         paused: pick(input.paused, c.paused),
       };
       await this.validate(tx, tenant, s);
+      this.checkTls(input.endpointUrl);
       const res = await tx.query<ReceiverRow>(
         `UPDATE event_receivers SET feed_id = $3, name = $4, delivery = $5, endpoint_url = $6,
            authorization_header = $7, poll_client_id = $8, audience = $9, unsigned = $10,
